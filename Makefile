@@ -1,0 +1,42 @@
+# Packshot: `make demo` runs the pipeline on embedded defaults, `make test` runs the tests.
+# Both call `setup`, which needs only python3, git and make on the machine.
+
+PYTHON ?= python3
+VENV   := .venv
+UV     := $(VENV)/bin/uv
+PY     := $(VENV)/bin/python
+SETUP_STAMP := $(VENV)/.setup-done
+
+.PHONY: setup demo test lint typecheck bench browser clean
+
+setup: $(SETUP_STAMP)
+
+$(SETUP_STAMP): pyproject.toml uv.lock
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@test -x $(UV) || $(VENV)/bin/pip install --quiet --disable-pip-version-check "uv==0.13.9"
+	UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --frozen --all-extras --python $(PY)
+	@touch $@
+
+demo: setup
+	$(VENV)/bin/packshot demo
+
+test: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/pytest -n 2 --dist loadgroup
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: setup
+	$(VENV)/bin/mypy
+
+bench: setup
+	$(PY) benchmarks/segmentation.py
+	$(PY) benchmarks/derivatives.py
+	$(PY) benchmarks/pipeline.py
+
+clean:
+	rm -rf $(VENV) .packshot .pytest_cache .mypy_cache .ruff_cache
