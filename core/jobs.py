@@ -1,0 +1,302 @@
+"""Job-state functions: the one place that writes Job, JobStep and Asset rows.
+
+Every function takes the session as a keyword argument and leaves committing to the caller's
+``session_scope``. Status only moves forward, so late or repeated writes (retries, hooks that
+fire twice, mapped tasks finishing out of order) can never move a job backwards.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from core.schemas import AssetView, ImageJobSpec, JobView, StepView
+from core.tables import STATUS_ORDER, Asset, AssetKind, Job, JobStatus, JobStep, Step, StepState
+from core.tables import utcnow as _now
+
+__all__ = [
+    "AssetRecord",
+    "advance_status",
+    "fail_job",
+    "finish_job",
+    "get_job",
+    "get_or_create_job",
+    "job_view",
+    "list_assets",
+    "list_steps",
+    "record_assets",
+    "reset_for_rerun",
+    "set_flow_run",
+    "start_job",
+    "step_failed",
+    "step_finished",
+    "step_started",
+]
+
+
+@dataclass(frozen=True)
+class AssetRecord:
+    """An asset to record; mirrors the ``Asset`` columns."""
+
+    kind: AssetKind
+    key: str
+    content_type: str
+    bytes: int
+    width: int | None = None
+    height: int | None = None
+    variant: int | None = None
+    size: str | None = None
+    format: str | None = None
+    sha256: str | None = None
+
+
+def get_job(session: Session, *, job_id: uuid.UUID) -> Job | None:
+    """The job with ``job_id``, or None."""
+    return session.get(Job, job_id)
+
+
+def _find(session: Session, spec: ImageJobSpec) -> Job | None:
+    query = select(Job).where(
+        Job.sku == spec.sku, Job.sha256 == spec.sha256, Job.theme == spec.theme
+    )
+    return session.exec(query).first()
+
+
+def get_or_create_job(session: Session, *, spec: ImageJobSpec) -> tuple[Job, bool]:
+    """The job for (sku, sha256, theme), inserted if new; ``(job, created)``.
+
+    The unique constraint, not a prior lookup, decides: two racing deliveries of the same
+    image both end on the one row.
+    """
+    if spec.sha256 is None:
+        raise ValueError("a job needs the image's sha256")
+    existing = _find(session, spec)
+    if existing is not None:
+        return existing, False
+    job = Job(sku=spec.sku, sha256=spec.sha256, theme=spec.theme, source_url=spec.image_url)
+    try:
+        with session.begin_nested():
+            session.add(job)
+    except IntegrityError:
+        found = _find(session, spec)
+        if found is None:
+            raise
+        return found, False
+    return job, True
+
+
+def set_flow_run(session: Session, *, job_id: uuid.UUID, flow_run_id: str) -> None:
+    """Remember which flow run works on the job."""
+    job = _require(session, job_id)
+    job.flow_run_id = flow_run_id
+    job.updated_at = _now()
+
+
+def start_job(session: Session, *, job_id: uuid.UUID, flow_run_id: str | None = None) -> Job:
+    """Mark the job as started; a FAILED job starts again from NEW (its outputs are reused)."""
+    job = _require(session, job_id)
+    if job.status == JobStatus.FAILED:
+        job.status = JobStatus.NEW
+    job.error = job.error_step = job.error_type = None
+    job.started_at = job.started_at if job.status == JobStatus.DONE else _now()
+    job.finished_at = None if job.status != JobStatus.DONE else job.finished_at
+    if flow_run_id:
+        job.flow_run_id = flow_run_id
+    job.updated_at = _now()
+    return job
+
+
+def reset_for_rerun(session: Session, *, job_id: uuid.UUID) -> Job:
+    """Send the job back to NEW so a forced re-render walks every status again."""
+    job = _require(session, job_id)
+    job.status = JobStatus.NEW
+    job.finished_at = None
+    job.updated_at = _now()
+    return job
+
+
+def advance_status(session: Session, *, job_id: uuid.UUID, status: JobStatus) -> Job:
+    """Move the job forward to ``status``; never backwards, never out of FAILED."""
+    job = _require(session, job_id)
+    current = JobStatus(job.status)
+    if current != JobStatus.FAILED and STATUS_ORDER.index(status) > STATUS_ORDER.index(current):
+        job.status = status
+        job.updated_at = _now()
+    return job
+
+
+def _step_row(session: Session, job_id: uuid.UUID, step: Step, variant: int) -> JobStep:
+    query = select(JobStep).where(
+        JobStep.job_id == job_id, JobStep.step == step, JobStep.variant == variant
+    )
+    row = session.exec(query).first()
+    if row is None:
+        row = JobStep(job_id=job_id, step=step, variant=variant)
+        session.add(row)
+    return row
+
+
+def step_started(
+    session: Session, *, job_id: uuid.UUID, step: Step, variant: int = 0, attempt: int = 1
+) -> None:
+    """A step attempt began."""
+    row = _step_row(session, job_id, step, variant)
+    row.state = StepState.RUNNING
+    row.attempts = max(attempt, 1)
+    row.started_at = _now()
+    row.finished_at = None
+    row.error = None
+
+
+def step_finished(
+    session: Session,
+    *,
+    job_id: uuid.UUID,
+    step: Step,
+    variant: int = 0,
+    skipped: bool = False,
+    duration_ms: float,
+    cost_usd: float = 0.0,
+    provider: str | None = None,
+    details: dict[str, object] | None = None,
+) -> None:
+    """A step completed (or found its outputs already stored); its cost adds to the job's."""
+    row = _step_row(session, job_id, step, variant)
+    row.state = StepState.SKIPPED if skipped else StepState.COMPLETED
+    row.finished_at = _now()
+    row.duration_ms = round(duration_ms, 1)
+    row.cost_usd = cost_usd
+    row.provider = provider
+    row.details = json.dumps(details, sort_keys=True, default=str) if details else None
+    row.error = None
+    if cost_usd:
+        job = _require(session, job_id)
+        job.cost_usd = round(job.cost_usd + cost_usd, 6)
+
+
+def step_failed(
+    session: Session,
+    *,
+    job_id: uuid.UUID,
+    step: Step,
+    variant: int = 0,
+    attempt: int = 1,
+    error: str,
+    final: bool,
+    duration_ms: float | None = None,
+) -> None:
+    """A step attempt failed; ``final`` when no retry follows."""
+    row = _step_row(session, job_id, step, variant)
+    row.state = StepState.FAILED if final else StepState.RETRYING
+    row.attempts = max(attempt, row.attempts)
+    row.finished_at = _now()
+    row.duration_ms = round(duration_ms, 1) if duration_ms is not None else row.duration_ms
+    row.error = error[:4000]
+
+
+def record_assets(session: Session, *, job_id: uuid.UUID, assets: Iterable[AssetRecord]) -> None:
+    """Insert or update the job's asset rows (one per key)."""
+    records = list(assets)
+    keys = [record.key for record in records]
+    query = select(Asset).where(Asset.job_id == job_id, col(Asset.key).in_(keys))
+    existing = {row.key: row for row in session.exec(query)}
+    for record in records:
+        row = existing.get(record.key) or Asset(
+            job_id=job_id, kind=record.kind, key=record.key, content_type=record.content_type
+        )
+        for name, value in record.__dict__.items():
+            setattr(row, name, value)
+        session.add(row)
+
+
+def fail_job(
+    session: Session, *, job_id: uuid.UUID, step: str, error_type: str, message: str
+) -> Job:
+    """Mark the job FAILED, keeping the step, the error type and the message."""
+    job = _require(session, job_id)
+    job.status = JobStatus.FAILED
+    job.error_step = step
+    job.error_type = error_type
+    job.error = message[:4000]
+    job.finished_at = _now()
+    job.updated_at = job.finished_at
+    return job
+
+
+def finish_job(session: Session, *, job_id: uuid.UUID, manifest_key: str | None) -> Job:
+    """Mark the job DONE."""
+    job = _require(session, job_id)
+    job.status = JobStatus.DONE
+    job.manifest_key = manifest_key or job.manifest_key
+    job.finished_at = _now()
+    job.updated_at = job.finished_at
+    return job
+
+
+def _require(session: Session, job_id: uuid.UUID) -> Job:
+    job = session.get(Job, job_id)
+    if job is None:
+        raise LookupError(f"no job {job_id}")
+    return job
+
+
+def list_steps(session: Session, *, job_id: uuid.UUID) -> list[JobStep]:
+    """The job's step rows in pipeline order."""
+    order = {step: index for index, step in enumerate(Step)}
+    rows = session.exec(select(JobStep).where(JobStep.job_id == job_id)).all()
+    return sorted(rows, key=lambda row: (order[Step(row.step)], row.variant))
+
+
+def list_assets(session: Session, *, job_id: uuid.UUID) -> list[Asset]:
+    """The job's asset rows in pipeline order, then by key."""
+    order = {kind: index for index, kind in enumerate(AssetKind)}
+    rows = session.exec(select(Asset).where(Asset.job_id == job_id)).all()
+    return sorted(rows, key=lambda row: (order[AssetKind(row.kind)], row.key))
+
+
+def job_view(session: Session, *, job_id: uuid.UUID) -> JobView | None:
+    """The job with its steps and assets, as the CLI and the API show it."""
+    job = session.get(Job, job_id)
+    if job is None:
+        return None
+    ms = None
+    if job.started_at and job.finished_at:
+        ms = round((job.finished_at - job.started_at).total_seconds() * 1000, 1)
+    steps = [
+        StepView(
+            step=row.step,
+            variant=row.variant,
+            state=row.state,
+            attempts=row.attempts,
+            ms=row.duration_ms,
+            cost_usd=row.cost_usd,
+            provider=row.provider,
+            error=row.error,
+        )
+        for row in list_steps(session, job_id=job_id)
+    ]
+    assets = [
+        AssetView.model_validate(row, from_attributes=True)
+        for row in list_assets(session, job_id=job_id)
+    ]
+    return JobView(
+        job_id=job.id,
+        sku=job.sku,
+        sha256=job.sha256,
+        theme=job.theme,
+        status=job.status,
+        error=job.error,
+        error_step=job.error_step,
+        manifest_key=job.manifest_key,
+        flow_run_id=job.flow_run_id,
+        cost_usd=job.cost_usd,
+        ms=ms,
+        created_at=job.created_at,
+        steps=steps,
+        assets=assets,
+    )

@@ -1,0 +1,177 @@
+"""The JSON manifest written last for every (sku, sha256, theme): models and a pure builder.
+
+Keeps the original system's fields (sku, sha256, theme, timestamp, assets.{original, cutout,
+mask, backgrounds, composites, derivatives}, metadata.{totalAssets, totalFileSize,
+processingTime, cost}) and adds, for every file: key, width, height, bytes, content type and
+sha256. Sizes and times are numbers: bytes, milliseconds, USD.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+from core.tables import Asset, AssetKind, JobStep
+from core.urls import redact_url
+
+__all__ = ["Manifest", "ManifestFile", "build_manifest", "manifest_key"]
+
+
+class _Camel(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True)
+
+
+class ManifestFile(_Camel):
+    """One stored file."""
+
+    key: str
+    width: int | None = None
+    height: int | None = None
+    bytes: int
+    content_type: str
+    sha256: str | None = None
+    variant: int | None = None
+    size: str | None = None
+    format: str | None = None
+    provider: str | None = None
+
+
+class ManifestOriginal(ManifestFile):
+    """The source image; ``url`` has credentials and query values redacted."""
+
+    url: str
+
+
+class ManifestAssets(_Camel):
+    """Every file of the set, grouped as the original system grouped them."""
+
+    original: ManifestOriginal | None
+    cutout: ManifestFile | None
+    mask: ManifestFile | None
+    backgrounds: list[ManifestFile]
+    composites: list[ManifestFile]
+    derivatives: list[ManifestFile]
+
+
+class ManifestStep(_Camel):
+    """Time and cost of one step."""
+
+    step: str
+    variant: int = 0
+    state: str
+    ms: float | None
+    cost_usd: float
+    provider: str | None
+    attempts: int
+
+
+class ManifestMetadata(_Camel):
+    """Totals."""
+
+    total_assets: int = Field(description="cutout, mask, backgrounds, composites, derivatives")
+    total_file_size: int = Field(description="bytes of those files")
+    processing_time: float = Field(description="milliseconds, sum of the steps' times")
+    cost: float = Field(description="USD spent on this job so far")
+
+
+class Manifest(_Camel):
+    """The manifest document."""
+
+    sku: str
+    sha256: str
+    theme: str
+    timestamp: datetime
+    assets: ManifestAssets
+    steps: list[ManifestStep]
+    metadata: ManifestMetadata
+
+
+def manifest_key(sku: str, sha256: str, theme: str) -> str:
+    """``manifests/{sku}/{sha}-{theme}.json``."""
+    return f"manifests/{sku}/{sha256}-{theme}.json"
+
+
+def _file(asset: Asset, providers: dict[str, str]) -> ManifestFile:
+    return ManifestFile(
+        key=asset.key,
+        width=asset.width,
+        height=asset.height,
+        bytes=asset.bytes,
+        content_type=asset.content_type,
+        sha256=asset.sha256,
+        variant=asset.variant,
+        size=asset.size,
+        format=asset.format,
+        provider=providers.get(asset.kind),
+    )
+
+
+def build_manifest(
+    *,
+    sku: str,
+    sha256: str,
+    theme: str,
+    source_url: str,
+    assets: Sequence[Asset],
+    steps: Sequence[JobStep],
+    cost_usd: float,
+    timestamp: datetime,
+) -> Manifest:
+    """Assemble the manifest from the job's asset and step rows (no I/O)."""
+    providers = {
+        AssetKind.CUTOUT: _provider(steps, "remove_background"),
+        AssetKind.MASK: _provider(steps, "remove_background"),
+        AssetKind.BACKGROUND: _provider(steps, "generate_backgrounds"),
+    }
+    by_kind: dict[str, list[ManifestFile]] = {kind: [] for kind in AssetKind}
+    for asset in sorted(assets, key=lambda a: (a.variant or 0, a.key)):
+        by_kind[asset.kind].append(_file(asset, {k.value: v for k, v in providers.items() if v}))
+    original = by_kind[AssetKind.ORIGINAL][:1]
+    group = ManifestAssets(
+        original=ManifestOriginal(url=redact_url(source_url), **original[0].model_dump())
+        if original
+        else None,
+        cutout=next(iter(by_kind[AssetKind.CUTOUT]), None),
+        mask=next(iter(by_kind[AssetKind.MASK]), None),
+        backgrounds=by_kind[AssetKind.BACKGROUND],
+        composites=by_kind[AssetKind.COMPOSITE],
+        derivatives=by_kind[AssetKind.DERIVATIVE],
+    )
+    counted = [
+        f
+        for kind in (AssetKind.CUTOUT, AssetKind.MASK, AssetKind.BACKGROUND, AssetKind.COMPOSITE)
+        for f in by_kind[kind]
+    ] + by_kind[AssetKind.DERIVATIVE]
+    return Manifest(
+        sku=sku,
+        sha256=sha256,
+        theme=theme,
+        timestamp=timestamp,
+        assets=group,
+        steps=[_step(row) for row in steps],
+        metadata=ManifestMetadata(
+            total_assets=len(counted),
+            total_file_size=sum(f.bytes for f in counted),
+            processing_time=round(sum(row.duration_ms or 0.0 for row in steps), 1),
+            cost=round(cost_usd, 6),
+        ),
+    )
+
+
+def _provider(steps: Sequence[JobStep], step: str) -> str | None:
+    return next((row.provider for row in steps if row.step == step and row.provider), None)
+
+
+def _step(row: JobStep) -> ManifestStep:
+    return ManifestStep(
+        step=row.step,
+        variant=row.variant,
+        state=row.state,
+        ms=row.duration_ms,
+        cost_usd=row.cost_usd,
+        provider=row.provider,
+        attempts=row.attempts,
+    )

@@ -1,0 +1,103 @@
+"""Non-table models: the validated job request and the read models of the CLI, API and dashboard."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+__all__ = [
+    "NAME_PATTERN",
+    "SHA256_PATTERN",
+    "AssetView",
+    "ImageJobSpec",
+    "JobView",
+    "StepView",
+]
+
+NAME_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
+SHA256_PATTERN = r"^[0-9a-fA-F]{64}$"
+
+Name = Annotated[str, Field(pattern=NAME_PATTERN, description="[A-Za-z0-9._-]{1,64}")]
+
+
+class ImageJobSpec(BaseModel):
+    """One image to process: what the webhook, the CLI and a deployment run all reduce to.
+
+    ``sha256`` may be unknown (CLI on a URL); the pipeline then computes it from the bytes.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    sku: Name
+    image_url: str = Field(min_length=1, max_length=4096)
+    sha256: str | None = Field(None, pattern=SHA256_PATTERN)
+    theme: Name = "default"
+
+    @field_validator("sku", "theme", mode="before")
+    @classmethod
+    def _as_text(cls, value: object) -> object:
+        # `prefect deployment run --param sku=12345` hands us an int: a SKU is always text.
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+    @field_validator("sha256")
+    @classmethod
+    def _lower(cls, value: str | None) -> str | None:
+        return value.lower() if value else None
+
+    @field_validator("image_url")
+    @classmethod
+    def _strip(cls, value: str) -> str:
+        value = value.strip()
+        if re.search(r"\s", value):
+            raise ValueError("must not contain whitespace")
+        return value
+
+
+class StepView(BaseModel):
+    """One step row as shown by the CLI (--json) and the API."""
+
+    step: str
+    variant: int = 0
+    state: str
+    attempts: int
+    ms: float | None = None
+    cost_usd: float = Field(0.0, serialization_alias="costUsd")
+    provider: str | None = None
+    error: str | None = None
+
+
+class AssetView(BaseModel):
+    """One stored asset of a job."""
+
+    kind: str
+    key: str
+    variant: int | None = None
+    size: str | None = None
+    format: str | None = None
+    width: int | None = None
+    height: int | None = None
+    bytes: int = 0
+    content_type: str = Field(serialization_alias="contentType")
+
+
+class JobView(BaseModel):
+    """A job with its steps and assets."""
+
+    job_id: uuid.UUID = Field(serialization_alias="jobId")
+    sku: str
+    sha256: str
+    theme: str
+    status: str
+    error: str | None = None
+    error_step: str | None = Field(None, serialization_alias="errorStep")
+    manifest_key: str | None = Field(None, serialization_alias="manifestKey")
+    flow_run_id: str | None = Field(None, serialization_alias="flowRunId")
+    cost_usd: float = Field(0.0, serialization_alias="costUsd")
+    ms: float | None = None
+    created_at: datetime = Field(serialization_alias="createdAt")
+    steps: list[StepView] = []
+    assets: list[AssetView] = []

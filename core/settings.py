@@ -1,0 +1,117 @@
+"""The one Settings class: every ``PACKSHOT_*`` environment variable is read here, nowhere else."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings", "get_settings"]
+
+# Values people paste from examples instead of a real secret.
+_PLACEHOLDER_SECRETS = {"changeme", "change-me", "secret", "xxx", "your-api-key", "todo", "none"}
+
+_Port = Annotated[int, Field(ge=1, le=65535)]
+
+
+class Settings(BaseSettings):
+    """Packshot configuration; each variable is ``PACKSHOT_`` + the upper-cased field name."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="PACKSHOT_", env_file=".env", extra="ignore", validate_default=True
+    )
+
+    # --- embedded defaults -------------------------------------------------------------------
+    home: Path = Field(Path(".packshot"), description="Folder for the embedded defaults.")
+    database_url: str = Field("", description="Job tables; default sqlite:///$HOME/packshot.db.")
+    store_url: str = Field("", description="Object store: file://DIR or s3://bucket/prefix.")
+    s3_endpoint_url: str | None = Field(None, description="S3-compatible endpoint (MinIO, moto).")
+    s3_region: str | None = Field(None, description="S3 region; the AWS chain decides if unset.")
+    aws_credentials_block: str | None = Field(
+        None, description="Name of a prefect-aws AwsCredentials block; standard AWS chain if unset."
+    )
+
+    # --- providers ---------------------------------------------------------------------------
+    segmenter: str = Field("local", description="local, freepik, or a comma list tried in order.")
+    backgrounds: str = Field("gradient", description="gradient or freepik-mystic.")
+    publisher: str = Field("none", description="none or shopify.")
+    model_path: Path | None = Field(
+        None,
+        description="ONNX model for the local segmenter (U²-Net family); shipped u2netp if unset.",
+    )
+    segmenter_threads: int = Field(1, ge=1, le=16, description="onnxruntime intra-op threads.")
+
+    freepik_api_key: SecretStr | None = Field(None, description="Freepik (Magnific) API key.")
+    freepik_base_url: str = Field("https://api.freepik.com", description="Freepik API base URL.")
+    freepik_auth_header: str = Field("x-freepik-api-key", description="Header carrying the key.")
+
+    shopify_shop: str | None = Field(None, description="Shop name: {shop}.myshopify.com.")
+    shopify_access_token: SecretStr | None = Field(None, description="Admin API access token.")
+    shopify_api_version: str = Field("2026-10", description="Admin API version.")
+    shopify_base_url: str = Field("https://{shop}.myshopify.com", description="Admin API base URL.")
+
+    # --- webhook and stack -------------------------------------------------------------------
+    webhook_secret: SecretStr | None = Field(None, description="HMAC secret shared with 3JMS.")
+    webhook_port: _Port = Field(8000, description="Port of the webhook in `packshot up`.")
+    dashboard_port: _Port = Field(8501, description="Port of the dashboard.")
+    prefect_port: _Port = Field(4200, description="Port of the local Prefect server.")
+    bind: str = Field("127.0.0.1", description="Address the embedded stack listens on.")
+
+    # --- input limits and download -----------------------------------------------------------
+    max_source_bytes: int = Field(25_000_000, gt=0, description="Largest accepted source file.")
+    max_source_pixels: int = Field(50_000_000, gt=0, description="Largest accepted source image.")
+    min_source_px: int = Field(200, gt=0, description="Smallest accepted longer side, in pixels.")
+    allow_private_sources: bool = Field(
+        False, description="Allow image URLs on loopback/private addresses (demo, tests)."
+    )
+    download_connect_timeout: float = Field(5.0, gt=0, description="Seconds to connect.")
+    download_read_timeout: float = Field(30.0, gt=0, description="Seconds between bytes.")
+    max_redirects: int = Field(3, ge=0, le=10, description="Redirects followed on download.")
+
+    # --- rendering and steps -----------------------------------------------------------------
+    master_size: int = Field(1600, ge=1200, le=4096, description="Side of the master composite.")
+    derivative_workers: int = Field(2, ge=1, le=16, description="Encode threads per composite.")
+    themes_file: Path | None = Field(None, description="JSON file with extra or changed themes.")
+    step_retries: int = Field(3, ge=0, le=10, description="Retries of a transient step failure.")
+    retry_backoff_s: float = Field(2.0, ge=0, description="First retry delay; doubles each time.")
+    log_level: str = Field("INFO", description="Log level of Packshot's own loggers.")
+
+    @field_validator("freepik_api_key", "shopify_access_token", "webhook_secret")
+    @classmethod
+    def _no_placeholder(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        raw = value.get_secret_value().strip()
+        if not raw:
+            return None
+        if raw.lower() in _PLACEHOLDER_SECRETS or raw.startswith("<"):
+            raise ValueError("is a placeholder, not a real secret")
+        return value
+
+    @model_validator(mode="after")
+    def _fill_defaults(self) -> Settings:
+        home = self.home.expanduser()
+        if not self.database_url:
+            self.database_url = f"sqlite:///{(home / 'packshot.db').resolve()}"
+        if not self.store_url:
+            self.store_url = (home / "store").resolve().as_uri()
+        return self
+
+    @property
+    def segmenter_chain(self) -> list[str]:
+        """The segmenter names, in the order they are tried."""
+        return [name.strip() for name in self.segmenter.split(",") if name.strip()]
+
+    @property
+    def prefect_home(self) -> Path:
+        """PREFECT_HOME used by the embedded stack."""
+        return (self.home / "prefect").resolve()
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings; tests call ``get_settings.cache_clear()`` after changing env."""
+    return Settings()

@@ -1,0 +1,168 @@
+"""SQLModel tables that mirror flow state: ``Job``, ``JobStep``, ``Asset`` and their status enums.
+
+Prefect stays the source of truth for runs; these rows are what the webhook, the CLI and the
+dashboard read. Schema changes go through a migration in ``core/migrations``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from sqlalchemy import Column, DateTime, Index, String, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+__all__ = [
+    "STATUS_ORDER",
+    "Asset",
+    "AssetKind",
+    "Job",
+    "JobStatus",
+    "JobStep",
+    "Step",
+    "StepState",
+    "utcnow",
+]
+
+
+def utcnow() -> datetime:
+    """Timezone-aware now, the only clock the tables use."""
+    return datetime.now(UTC)
+
+
+class JobStatus(StrEnum):
+    """A job's progress, in pipeline order (design.md "Statuses and progress")."""
+
+    NEW = "NEW"
+    BG_REMOVED = "BG_REMOVED"
+    BACKGROUND_READY = "BACKGROUND_READY"
+    COMPOSITED = "COMPOSITED"
+    DERIVATIVES = "DERIVATIVES"
+    SHOPIFY_PUSH = "SHOPIFY_PUSH"
+    DONE = "DONE"
+    FAILED = "FAILED"
+
+    @property
+    def step_number(self) -> int:
+        """ "Step k of 7": NEW = 1 … DONE = 7 (FAILED has no number of its own: 0)."""
+        return STATUS_ORDER.index(self) + 1 if self in STATUS_ORDER else 0
+
+
+STATUS_ORDER: tuple[JobStatus, ...] = (
+    JobStatus.NEW,
+    JobStatus.BG_REMOVED,
+    JobStatus.BACKGROUND_READY,
+    JobStatus.COMPOSITED,
+    JobStatus.DERIVATIVES,
+    JobStatus.SHOPIFY_PUSH,
+    JobStatus.DONE,
+)
+
+
+class Step(StrEnum):
+    """The pipeline's steps, one Prefect task each, in order."""
+
+    DOWNLOAD = "download"
+    REMOVE_BACKGROUND = "remove_background"
+    GENERATE_BACKGROUNDS = "generate_backgrounds"
+    COMPOSITE = "composite"
+    DERIVATIVES = "derivatives"
+    MANIFEST = "manifest"
+    PUBLISH = "publish"
+
+
+class StepState(StrEnum):
+    """State of one step row."""
+
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    RETRYING = "RETRYING"
+    COMPLETED = "COMPLETED"
+    SKIPPED = "SKIPPED"
+    FAILED = "FAILED"
+
+
+class AssetKind(StrEnum):
+    """What an asset row describes."""
+
+    ORIGINAL = "original"
+    CUTOUT = "cutout"
+    MASK = "mask"
+    BACKGROUND = "background"
+    COMPOSITE = "composite"
+    DERIVATIVE = "derivative"
+    MANIFEST = "manifest"
+
+
+def _tz_column(nullable: bool = True) -> Column[datetime]:
+    return Column(DateTime(timezone=True), nullable=nullable)
+
+
+class Job(SQLModel, table=True):
+    """One (sku, sha256, theme): one image through the pipeline."""
+
+    __tablename__ = "job"
+    __table_args__ = (
+        UniqueConstraint("sku", "sha256", "theme", name="uq_job_sku_sha256_theme"),
+        Index("ix_job_status_created", "status", "created_at"),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    sku: str = Field(max_length=64, index=True)
+    sha256: str = Field(max_length=64)
+    theme: str = Field(max_length=64)
+    source_url: str = Field(sa_column=Column(Text, nullable=False))
+    status: JobStatus = Field(default=JobStatus.NEW, sa_type=String(32))
+    flow_run_id: str | None = Field(default=None, max_length=64)
+    error: str | None = Field(default=None, sa_column=Column(Text))
+    error_step: str | None = Field(default=None, max_length=32)
+    error_type: str | None = Field(default=None, max_length=128)
+    manifest_key: str | None = Field(default=None, sa_column=Column(Text))
+    cost_usd: float = 0.0
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_tz_column(False))
+    started_at: datetime | None = Field(default=None, sa_column=_tz_column())
+    finished_at: datetime | None = Field(default=None, sa_column=_tz_column())
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=_tz_column(False))
+
+
+class JobStep(SQLModel, table=True):
+    """One step of one job; mapped steps (composite, derivatives) have one row per variant."""
+
+    __tablename__ = "job_step"
+    __table_args__ = (UniqueConstraint("job_id", "step", "variant", name="uq_step_job_variant"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    job_id: uuid.UUID = Field(foreign_key="job.id", index=True, ondelete="CASCADE")
+    step: Step = Field(sa_type=String(32))
+    variant: int = 0
+    state: StepState = Field(default=StepState.PENDING, sa_type=String(16))
+    attempts: int = 0
+    started_at: datetime | None = Field(default=None, sa_column=_tz_column())
+    finished_at: datetime | None = Field(default=None, sa_column=_tz_column())
+    duration_ms: float | None = None
+    cost_usd: float = 0.0
+    provider: str | None = Field(default=None, max_length=64)
+    error: str | None = Field(default=None, sa_column=Column(Text))
+    details: str | None = Field(default=None, sa_column=Column(Text))
+
+
+class Asset(SQLModel, table=True):
+    """One object in the store that a job produced or reused."""
+
+    __tablename__ = "asset"
+    __table_args__ = (UniqueConstraint("job_id", "key", name="uq_asset_job_key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    job_id: uuid.UUID = Field(foreign_key="job.id", index=True, ondelete="CASCADE")
+    kind: AssetKind = Field(sa_type=String(16))
+    key: str = Field(sa_column=Column(Text, nullable=False))
+    variant: int | None = None
+    size: str | None = Field(default=None, max_length=16)
+    format: str | None = Field(default=None, max_length=16)
+    width: int | None = None
+    height: int | None = None
+    bytes: int = 0
+    content_type: str = Field(max_length=64)
+    sha256: str | None = Field(default=None, max_length=64)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_tz_column(False))
