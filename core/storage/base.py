@@ -56,7 +56,7 @@ class StoredObject:
     sha256: str | None = None
 
 
-class ObjectNotFound(StorageError):  # noqa: N818 (public name, fixed by the contract)
+class ObjectNotFound(StorageError):
     """The key does not exist in the store; retrying cannot make it appear."""
 
     retryable = False

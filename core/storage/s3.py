@@ -109,6 +109,7 @@ class S3Store:
                 Body=data,
                 ContentType=content_type,
                 CacheControl=cache_control_for(key, content_type),
+                ChecksumAlgorithm="SHA256",
                 ChecksumSHA256=base64.b64encode(digest).decode("ascii"),
             )
         return StoredObject(key=key, size=len(data), content_type=content_type, sha256=digest.hex())
@@ -186,7 +187,8 @@ class S3Store:
         config = Config(
             connect_timeout=self.connect_timeout,
             read_timeout=self.read_timeout,
-            retries={"max_attempts": self.max_attempts, "mode": "standard"},
+            # botocore's "max_attempts" counts retries only; "total_max_attempts" counts all.
+            retries={"total_max_attempts": self.max_attempts, "mode": "standard"},
             signature_version="s3v4",
         )
         session, params = self._session_and_params()
