@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat as stat_module
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -78,7 +79,7 @@ class LocalStore:
             return None
         except OSError as exc:
             raise StorageError(f"cannot stat {key!r} in {self.root}: {exc.strerror}") from exc
-        if not path.is_file():
+        if not stat_module.S_ISREG(stat.st_mode):
             return None
         return StoredObject(key=key, size=stat.st_size, content_type=content_type_for(key))
 

@@ -156,6 +156,7 @@ class S3Store:
             paginator = self.client.get_paginator("list_objects_v2")
             for page in paginator.paginate(Bucket=self.bucket, Prefix=base + prefix):
                 keys.update(item["Key"][len(base) :] for item in page.get("Contents", []))
+        keys = {key for key in keys if key and not key.endswith("/")}  # folder markers
         return iter(sorted(keys))
 
     def url(self, key: str, *, expires_in: int = 3600) -> str:
@@ -199,8 +200,12 @@ class S3Store:
             params["endpoint_url"] = self.endpoint_url
         if self.region:
             params["region_name"] = self.region
-        with map_s3_errors(self, "connect", "*"):
-            return session.client("s3", config=config, **params)
+        try:
+            with map_s3_errors(self, "connect", "*"):
+                return session.client("s3", config=config, **params)
+        except ValueError:  # botocore: "Invalid endpoint: <url>"; do not echo the URL
+            endpoint = describe_endpoint(str(params.get("endpoint_url", "")))
+            raise ConfigurationError(f"invalid S3 endpoint URL {endpoint!r}") from None
 
     def _session_and_params(self) -> tuple[Session, dict[str, Any]]:
         if self.credentials_block is None:

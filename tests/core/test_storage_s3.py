@@ -84,6 +84,20 @@ def test_prefix_isolates_keys(moto_bucket: Any) -> None:
     assert "env/a.png" in keys and "env//a.png" not in keys
 
 
+def test_invalid_endpoint_is_configuration_error() -> None:
+    store = S3Store(BUCKET, endpoint_url="http://user:hunter2@bad host:9000")
+    with pytest.raises(ConfigurationError, match="invalid S3 endpoint") as info:
+        _ = store.client
+    assert "hunter2" not in str(info.value)
+
+
+def test_folder_markers_are_not_listed(moto_bucket: Any) -> None:
+    moto_bucket.put_object(Bucket=BUCKET, Key="p/", Body=b"")
+    moto_bucket.put_object(Bucket=BUCKET, Key="p/sub/", Body=b"")
+    moto_bucket.put_object(Bucket=BUCKET, Key="p/sub/a.png", Body=b"")
+    assert list(new_store(f"s3://{BUCKET}/p").list()) == ["sub/a.png"]
+
+
 def test_list_paginates() -> None:
     store, stubber = _stubbed("p")
     pages = [[f"p/k/{i:04d}.png" for i in range(3)], [f"p/k/{i:04d}.png" for i in range(3, 5)]]
