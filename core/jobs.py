@@ -32,6 +32,7 @@ __all__ = [
     "record_assets",
     "reset_for_rerun",
     "set_flow_run",
+    "set_manifest_key",
     "start_job",
     "step_failed",
     "step_finished",
@@ -94,6 +95,13 @@ def set_flow_run(session: Session, *, job_id: uuid.UUID, flow_run_id: str) -> No
     """Remember which flow run works on the job."""
     job = _require(session, job_id)
     job.flow_run_id = flow_run_id
+    job.updated_at = _now()
+
+
+def set_manifest_key(session: Session, *, job_id: uuid.UUID, key: str) -> None:
+    """Remember where the job's manifest is (written once every asset is stored)."""
+    job = _require(session, job_id)
+    job.manifest_key = key
     job.updated_at = _now()
 
 

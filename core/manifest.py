@@ -17,7 +17,7 @@ from pydantic.alias_generators import to_camel
 from core.tables import Asset, AssetKind, JobStep
 from core.urls import redact_url
 
-__all__ = ["Manifest", "ManifestFile", "build_manifest", "manifest_key"]
+__all__ = ["Manifest", "ManifestFile", "build_manifest"]
 
 
 class _Camel(BaseModel):
@@ -87,11 +87,6 @@ class Manifest(_Camel):
     assets: ManifestAssets
     steps: list[ManifestStep]
     metadata: ManifestMetadata
-
-
-def manifest_key(sku: str, sha256: str, theme: str) -> str:
-    """``manifests/{sku}/{sha}-{theme}.json``."""
-    return f"manifests/{sku}/{sha256}-{theme}.json"
 
 
 def _file(asset: Asset, providers: dict[str, str]) -> ManifestFile:

@@ -9,7 +9,7 @@ from typing import Annotated
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["Settings", "get_settings"]
+__all__ = ["Settings", "configure", "get_settings"]
 
 # Values people paste from examples instead of a real secret.
 _PLACEHOLDER_SECRETS = {"changeme", "change-me", "secret", "xxx", "your-api-key", "todo", "none"}
@@ -59,6 +59,11 @@ class Settings(BaseSettings):
     dashboard_port: _Port = Field(8501, description="Port of the dashboard.")
     prefect_port: _Port = Field(4200, description="Port of the local Prefect server.")
     bind: str = Field("127.0.0.1", description="Address the embedded stack listens on.")
+    prefect_api_url: str | None = Field(
+        None,
+        validation_alias="PREFECT_API_URL",
+        description="Prefect's own variable: the API to use instead of the embedded server.",
+    )
 
     # --- input limits and download -----------------------------------------------------------
     max_source_bytes: int = Field(25_000_000, gt=0, description="Largest accepted source file.")
@@ -66,6 +71,9 @@ class Settings(BaseSettings):
     min_source_px: int = Field(200, gt=0, description="Smallest accepted longer side, in pixels.")
     allow_private_sources: bool = Field(
         False, description="Allow image URLs on loopback/private addresses (demo, tests)."
+    )
+    allow_local_sources: bool = Field(
+        False, description="Accept local file paths as sources (set by `packshot process` only)."
     )
     download_connect_timeout: float = Field(5.0, gt=0, description="Seconds to connect.")
     download_read_timeout: float = Field(30.0, gt=0, description="Seconds between bytes.")
@@ -111,7 +119,17 @@ class Settings(BaseSettings):
         return (self.home / "prefect").resolve()
 
 
+_overrides: dict[str, object] = {}
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     """The process-wide settings; tests call ``get_settings.cache_clear()`` after changing env."""
-    return Settings()
+    return Settings(**_overrides)  # type: ignore[arg-type]
+
+
+def configure(**overrides: object) -> Settings:
+    """Override fields for this process only (the CLI's own switches); returns the new settings."""
+    _overrides.update(overrides)
+    get_settings.cache_clear()
+    return get_settings()

@@ -12,11 +12,11 @@ import re
 from pathlib import Path
 from typing import Literal
 
-from imaging.background import GradientStop
-from imaging.composite import Shadow
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from core.errors import ConfigurationError, InputError
+from imaging.background import GradientStop
+from imaging.composite import Shadow
 
 __all__ = [
     "BUILTIN_THEMES",

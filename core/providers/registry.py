@@ -1,0 +1,151 @@
+"""Provider registry and factories: a settings string chooses each implementation.
+
+Expensive providers (model sessions, HTTP clients) are built once per process and reused.
+An unknown name is a ``ConfigurationError`` at start-up, never a surprise mid-run.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from core.errors import ConfigurationError, ProviderError
+from core.providers.base import BackgroundGenerator, BackgroundRemover, Segmentation
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from core.settings import Settings
+
+__all__ = [
+    "GENERATORS",
+    "REMOVERS",
+    "ChainRemover",
+    "check_providers",
+    "new_generator",
+    "new_remover",
+]
+
+
+def _local(settings: Settings) -> BackgroundRemover:
+    from core.providers.local import LocalRemover
+
+    if settings.model_path is not None:
+        return LocalRemover(
+            settings.model_path, expected_sha256=None, threads=settings.segmenter_threads
+        )
+    return LocalRemover(threads=settings.segmenter_threads)
+
+
+def _passthrough(settings: Settings) -> BackgroundRemover:
+    from core.providers.passthrough import PassthroughRemover
+
+    return PassthroughRemover()
+
+
+def _gradient(settings: Settings) -> BackgroundGenerator:
+    from core.providers.gradient import GradientGenerator
+
+    return GradientGenerator()
+
+
+def _solid(settings: Settings) -> BackgroundGenerator:
+    from core.providers.gradient import SolidGenerator
+
+    return SolidGenerator()
+
+
+REMOVERS: dict[str, Callable[[Settings], BackgroundRemover]] = {
+    "local": _local,
+    "passthrough": _passthrough,
+}
+GENERATORS: dict[str, Callable[[Settings], BackgroundGenerator]] = {
+    "gradient": _gradient,
+    "solid": _solid,
+}
+
+_cache: dict[tuple[str, str], object] = {}
+_lock = threading.Lock()
+
+
+class ChainRemover:
+    """Tries removers in order; a provider that fails falls through to the next one.
+
+    The returned segmentation's ``details["fallback"]`` says which providers failed and why.
+    """
+
+    def __init__(self, removers: list[BackgroundRemover]) -> None:
+        if not removers:
+            raise ConfigurationError("no background remover configured")
+        self.removers = removers
+        self.name = ",".join(r.name for r in removers)
+
+    def remove(self, image: Image.Image, *, source_url: str | None = None) -> Segmentation:
+        """Segment with the first remover that succeeds."""
+        failures: list[str] = []
+        for index, remover in enumerate(self.removers):
+            try:
+                result = remover.remove(image, source_url=source_url)
+            except ProviderError as exc:
+                if index == len(self.removers) - 1 or isinstance(exc, ConfigurationError):
+                    raise
+                failures.append(f"{remover.name}: {type(exc).__name__}: {exc}")
+                continue
+            if failures:
+                details = {**result.details, "fallback": failures}
+                return Segmentation(
+                    cutout=result.cutout,
+                    mask=result.mask,
+                    bbox=result.bbox,
+                    provider=result.provider,
+                    cost_usd=result.cost_usd,
+                    details=details,
+                )
+            return result
+        raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _build(kind: str, name: str, factory: Callable[[], object]) -> object:
+    with _lock:
+        if (kind, name) not in _cache:
+            _cache[(kind, name)] = factory()
+        return _cache[(kind, name)]
+
+
+def new_remover(settings: Settings) -> BackgroundRemover:
+    """The remover (or fallback chain) named by ``settings.segmenter``, built once per process."""
+    names = settings.segmenter_chain
+    unknown = [name for name in names if name not in REMOVERS]
+    if unknown or not names:
+        known = ", ".join(sorted(REMOVERS))
+        raise ConfigurationError(f"unknown segmenter {settings.segmenter!r}; known: {known}")
+    removers = [
+        _build("remover", name, lambda name=name: REMOVERS[name](settings))  # type: ignore[misc]
+        for name in names
+    ]
+    if len(removers) == 1:
+        return removers[0]  # type: ignore[return-value]
+    return ChainRemover(removers)  # type: ignore[arg-type]
+
+
+def new_generator(settings: Settings) -> BackgroundGenerator:
+    """The background generator named by ``settings.backgrounds``, built once per process."""
+    name = settings.backgrounds
+    if name not in GENERATORS:
+        known = ", ".join(sorted(GENERATORS))
+        raise ConfigurationError(f"unknown background generator {name!r}; known: {known}")
+    return _build("generator", name, lambda: GENERATORS[name](settings))  # type: ignore[return-value]
+
+
+def check_providers(settings: Settings) -> None:
+    """Fail at start-up, not mid-run, when a provider name is unknown."""
+    for name in settings.segmenter_chain:
+        if name not in REMOVERS:
+            raise ConfigurationError(f"unknown segmenter {name!r}; known: {', '.join(REMOVERS)}")
+    if settings.backgrounds not in GENERATORS:
+        raise ConfigurationError(
+            f"unknown background generator {settings.backgrounds!r}; known: {', '.join(GENERATORS)}"
+        )
+    if settings.publisher not in ("none",):
+        raise ConfigurationError(f"unknown publisher {settings.publisher!r}; known: none")

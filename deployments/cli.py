@@ -1,0 +1,155 @@
+"""The ``packshot`` command line (design.md). Exit codes: 0 ok, 1 job failed, 2 bad input."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+
+from core.errors import ConfigurationError, InputError, PipelineError
+from core.schemas import ImageJobSpec
+from core.settings import Settings, configure, get_settings
+
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, help="Packshot product-image pipeline."
+)
+db_app = typer.Typer(no_args_is_help=True, help="Job database.")
+app.add_typer(db_app, name="db")
+
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+# Errors a user fixes by changing the input, not by trying again.
+_INPUT_ERRORS = {"InputError", "ValidationError", "InvalidImage", "UnreadableImage"}
+
+
+def _settings() -> Settings:
+    try:
+        return get_settings()
+    except ValidationError as exc:
+        err.print(f"[red]invalid settings:[/red] {exc}")
+        raise typer.Exit(EXIT_USAGE) from exc
+
+
+def _source(source: str) -> tuple[str, str | None]:
+    """(image_url, sha256 of a local file) — URLs pass through, paths become absolute."""
+    if source.startswith(("http://", "https://")):
+        return source, None
+    path = Path(source.removeprefix("file://")).expanduser()
+    if not path.is_file():
+        raise InputError(f"no such file: {source}")
+    return str(path.resolve()), hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@app.command()
+def process(
+    source: Annotated[str, typer.Argument(help="Photo: a local path or an http(s) URL.")],
+    sku: Annotated[str, typer.Option(help="Product SKU, [A-Za-z0-9._-]{1,64}.")],
+    theme: Annotated[str, typer.Option(help="Theme name.")] = "default",
+    sha256: Annotated[str | None, typer.Option(help="Expected SHA-256 of the bytes.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    force: Annotated[bool, typer.Option(help="Redo steps whose outputs exist.")] = False,
+) -> None:
+    """Run one image through the whole flow now, in this process."""
+    settings = configure(allow_local_sources=True)
+    from deployments.prefect_env import apply_prefect_defaults
+
+    apply_prefect_defaults(settings)
+    try:
+        image_url, local_sha = _source(source)
+        if sha256 and local_sha and sha256.lower() != local_sha:
+            raise InputError(f"sha256 mismatch: expected {sha256.lower()}, got {local_sha}")
+        spec = ImageJobSpec(sku=sku, image_url=image_url, sha256=sha256 or local_sha, theme=theme)
+        from core.providers.registry import check_providers
+        from core.themes import resolve_theme
+
+        resolve_theme(spec.theme, settings.themes_file)
+        check_providers(settings)
+    except (InputError, ConfigurationError) as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(EXIT_USAGE) from exc
+    except ValidationError as exc:
+        err.print(f"[red]error:[/red] {_validation_text(exc)}")
+        raise typer.Exit(EXIT_USAGE) from exc
+    from deployments.runner import run_process
+
+    outcome = run_process(spec, settings, force=force)
+    if as_json:
+        out.print_json(json.dumps(outcome.document))
+    else:
+        from deployments.report import print_job
+
+        print_job(out, outcome)
+    raise typer.Exit(outcome.exit_code)
+
+
+def _validation_text(exc: ValidationError) -> str:
+    parts = []
+    for error in exc.errors():
+        field = ".".join(str(p) for p in error["loc"]) or "input"
+        parts.append(f"{field}: {error['msg']}")
+    return "; ".join(parts)
+
+
+@app.command()
+def segment(
+    images: Annotated[list[Path], typer.Argument(help="Photos to segment.")],
+    out_dir: Annotated[
+        Path, typer.Option("--out", help="Folder for NAME.mask.png and NAME.cutout.png.")
+    ],
+) -> None:
+    """The local segmenter alone, for checking a difficult photo."""
+    from core.providers.registry import new_remover
+    from core.segment import segment_file
+
+    settings = _settings()
+    remover = new_remover(settings.model_copy(update={"segmenter": "local"}))
+    failed = 0
+    for image in images:
+        started = time.perf_counter()
+        try:
+            result = segment_file(
+                image,
+                out_dir,
+                remover,
+                max_pixels=settings.max_source_pixels,
+                min_side=settings.min_source_px,
+            )
+        except PipelineError as exc:
+            err.print(f"[red]{image}:[/red] {exc}")
+            failed += 1
+            continue
+        ms = (time.perf_counter() - started) * 1000
+        out.print(
+            f"{image.name}: product covers {result.coverage:.1%} → {result.mask.name}, "
+            f"{result.cutout.name} ({ms:.0f} ms)"
+        )
+    raise typer.Exit(EXIT_USAGE if failed else EXIT_OK)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Create or upgrade the job tables."""
+    from core.db import upgrade_schema
+    from core.urls import redact_url
+
+    settings = _settings()
+    revision = upgrade_schema(settings.database_url)
+    out.print(f"database {redact_url(settings.database_url)} at revision {revision}")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(130)

@@ -1,0 +1,92 @@
+"""Where Prefect's API is: an explicit PREFECT_API_URL, the embedded server, or a temporary one.
+
+A temporary Prefect server takes about ten seconds to start on a small machine, so the CLI
+starts it in the background at once and does its own preparation while it boots.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+
+import httpx
+
+from core.settings import Settings
+
+__all__ = ["PrefectApi", "apply_prefect_defaults", "locate_api"]
+
+
+def apply_prefect_defaults(settings: Settings) -> None:
+    """Environment every Prefect process of the embedded stack shares (set before Prefect loads).
+
+    Explicit values in the environment win; these only fill gaps.
+    """
+    defaults = {
+        "PREFECT_HOME": str(settings.prefect_home),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_LOGGING_EXTRA_LOGGERS": "packshot",
+        "PREFECT_API_DATABASE_TIMEOUT": "30",
+    }
+    for name, value in defaults.items():
+        os.environ.setdefault(name, value)
+
+
+def _healthy(api_url: str, timeout: float = 1.0) -> bool:
+    try:
+        return httpx.get(f"{api_url.rstrip('/')}/health", timeout=timeout).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+@dataclass
+class PrefectApi:
+    """The API this process talks to, and how long we waited for it."""
+
+    url: str
+    kind: str  # "configured" | "embedded" | "temporary"
+    startup_ms: float = 0.0
+    _server: object | None = None
+    _thread: threading.Thread | None = None
+    _error: list[BaseException] = field(default_factory=list)
+
+    def wait(self) -> None:
+        """Block until a temporary server is up; record how long we waited."""
+        if self._thread is None:
+            return
+        started = time.perf_counter()
+        self._thread.join()
+        self.startup_ms += (time.perf_counter() - started) * 1000
+        if self._error:
+            raise self._error[0]
+        self.url = self._server.api_url  # type: ignore[attr-defined]
+
+    def stop(self) -> None:
+        """Stop a temporary server (no-op otherwise)."""
+        if self._server is not None:
+            self._server.stop()  # type: ignore[attr-defined]
+
+
+def locate_api(settings: Settings) -> PrefectApi:
+    """Find the Prefect API, starting a temporary server in the background if there is none."""
+    configured = settings.prefect_api_url
+    if configured:
+        return PrefectApi(url=configured, kind="configured")
+    embedded = f"http://127.0.0.1:{settings.prefect_port}/api"
+    if _healthy(embedded, timeout=0.3):
+        return PrefectApi(url=embedded, kind="embedded")
+    from prefect.server.api.server import SubprocessASGIServer
+
+    server = SubprocessASGIServer()
+    api = PrefectApi(url="", kind="temporary", _server=server)
+
+    def _start() -> None:
+        try:
+            server.start(timeout=120)
+        except BaseException as exc:  # noqa: BLE001  (re-raised in the waiting thread)
+            api._error.append(exc)
+
+    api._thread = threading.Thread(target=_start, name="prefect-server", daemon=True)
+    api._thread.start()
+    return api

@@ -1,0 +1,126 @@
+"""Run one image through the flow in this process, against whichever Prefect API is available."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from core.db import session_scope, upgrade_schema
+from core.errors import InputError
+from core.jobs import job_view
+from core.schemas import ImageJobSpec, JobView
+from core.settings import Settings
+from core.tables import Job
+from deployments.prefect_env import locate_api
+
+__all__ = ["ProcessOutcome", "run_process"]
+
+_INPUT_ERROR_TYPES = {"InputError"}
+
+
+@dataclass
+class ProcessOutcome:
+    """The job as it ended, and where the time went."""
+
+    view: JobView | None
+    error: str | None
+    exit_code: int
+    prefect: str
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def document(self) -> dict[str, object]:
+        """The ``--json`` object (design.md)."""
+        if self.view is None:
+            return {"status": "FAILED", "error": self.error, "timingsMs": self.timings_ms}
+        doc = self.view.model_dump(mode="json", by_alias=True, exclude={"assets"})
+        doc["assets"] = len(self.view.assets)
+        doc["timingsMs"] = self.timings_ms
+        return doc
+
+
+def _warm_up(settings: Settings) -> None:
+    """Load what the first step needs while the Prefect server boots (model session, tables)."""
+    upgrade_schema(settings.database_url)
+    from core.providers.registry import new_generator, new_remover
+
+    new_remover(settings)
+    new_generator(settings)
+    import flows.process_image  # noqa: F401  (imports Prefect's flow engine and every task)
+
+
+def _find_job(settings: Settings, spec: ImageJobSpec, sha256: str | None) -> JobView | None:
+    if not sha256:
+        return None
+    from sqlmodel import select
+
+    with session_scope(settings.database_url) as session:
+        query = select(Job).where(
+            Job.sku == spec.sku, Job.sha256 == sha256, Job.theme == spec.theme
+        )
+        job = session.exec(query).first()
+        return job_view(session, job_id=job.id) if job else None
+
+
+def run_process(spec: ImageJobSpec, settings: Settings, *, force: bool = False) -> ProcessOutcome:
+    """Run ``process_image`` for ``spec`` now; never raises for a failed job."""
+    started = time.perf_counter()
+    api = locate_api(settings)
+    _warm_up(settings)
+    warm_ms = (time.perf_counter() - started) * 1000
+    api.wait()
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from flows.process_image import process_image
+
+    error: str | None = None
+    sha = spec.sha256
+    flow_started = time.perf_counter()
+    try:
+        with temporary_settings(updates={PREFECT_API_URL: api.url}):
+            result = process_image(
+                sku=spec.sku,
+                image_url=spec.image_url,
+                sha256=spec.sha256,
+                theme=spec.theme,
+                force=force,
+            )
+        sha = str(result.get("sha256") or sha)
+    except Exception as exc:  # noqa: BLE001  (the job row has the details; we pick the exit code)
+        error = f"{type(exc).__name__}: {exc}"
+        if isinstance(exc, InputError) and not sha:
+            return _outcome(
+                None, error, 2, api.kind, started, flow_started, api.startup_ms, warm_ms
+            )
+    finally:
+        api.stop()
+    view = _find_job(settings, spec, sha)
+    code = 0 if view is not None and view.status == "DONE" else 1
+    if (
+        view is not None
+        and view.status == "FAILED"
+        and view.error
+        and (view.error.split(":", 1)[0] in _INPUT_ERROR_TYPES)
+    ):
+        code = 2
+    return _outcome(view, error, code, api.kind, started, flow_started, api.startup_ms, warm_ms)
+
+
+def _outcome(
+    view: JobView | None,
+    error: str | None,
+    code: int,
+    kind: str,
+    started: float,
+    flow_started: float,
+    startup_ms: float,
+    warm_ms: float,
+) -> ProcessOutcome:
+    now = time.perf_counter()
+    timings = {
+        "prefectStartupWait": round(startup_ms, 1),
+        "warmUp": round(warm_ms, 1),
+        "flow": round((now - flow_started) * 1000, 1),
+        "total": round((now - started) * 1000, 1),
+    }
+    return ProcessOutcome(view=view, error=error, exit_code=code, prefect=kind, timings_ms=timings)

@@ -1,0 +1,136 @@
+"""The per-image flow: one photo from source to manifest and storefront, every step a retrying task.
+
+Run it ad hoc with::
+
+    prefect deployment run 'process-image/default' \\
+        --params '{"sku": "12345", "image_url": "https://…", "sha256": "…", "theme": "default"}'
+"""
+
+from __future__ import annotations
+
+import time
+
+from prefect import flow, unmapped
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.futures import wait
+from prefect.runtime import flow_run
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from core.schemas import ImageJobSpec, JobView
+from core.settings import get_settings
+from core.tables import JobStatus
+from core.themes import resolve_theme
+from tasks import (
+    composite,
+    derivatives,
+    download,
+    generate_backgrounds,
+    jobstate,
+    prefetch,
+    publish,
+    remove_background,
+    write_manifest,
+)
+from tasks._hooks import advance
+from tasks._policy import with_policy
+
+__all__ = ["process_image"]
+
+
+def _spec(sku: str | int, image_url: str, sha256: str | None, theme: str) -> ImageJobSpec:
+    spec = ImageJobSpec(sku=str(sku), image_url=image_url, sha256=sha256, theme=theme)
+    resolve_theme(spec.theme, get_settings().themes_file)  # unknown theme: fail before any work
+    return spec
+
+
+@flow(
+    name="process-image",
+    flow_run_name="{sku}-{theme}",
+    task_runner=ThreadPoolTaskRunner(max_workers=4),  # type: ignore[arg-type]
+    validate_parameters=True,
+)
+def process_image(
+    sku: str | int,
+    image_url: str,
+    sha256: str | None = None,
+    theme: str = "default",
+    job_id: str | None = None,
+    force: bool = False,
+) -> dict[str, object]:
+    """Process one product photo: cutout, backgrounds, composites, derivatives, manifest, publish.
+
+    Args:
+        sku: product SKU (a number is taken as text).
+        image_url: http(s) URL of the photo.
+        sha256: SHA-256 of the photo's bytes; computed from the download when omitted.
+        theme: theme name (``default``, ``white``, or one from the themes file).
+        job_id: the job row created by the webhook, when it triggered this run.
+        force: redo every step even when its outputs exist (a deliberate re-render).
+    """
+    spec = _spec(sku, image_url, sha256, theme)
+    started = time.perf_counter()
+    prefetched = None
+    if spec.sha256 is None:
+        prefetched = with_policy(prefetch)(spec.sku, spec.image_url)
+        spec = spec.model_copy(update={"sha256": prefetched.sha256})
+    assert spec.sha256 is not None
+    job = jobstate.open_job(spec, flow_run_id=flow_run.get_id(), job_id=job_id, force=force)
+    if prefetched is not None:
+        jobstate.record_prefetch(job, prefetched, (time.perf_counter() - started) * 1000)
+    try:
+        manifest_key = _run_steps(job, spec, force)
+    except Exception as exc:
+        jobstate.fail(job, exc)
+        raise
+    jobstate.finish(job, manifest_key)
+    result = jobstate.view(job)
+    _publish_artifacts(result)
+    return result.model_dump(mode="json", by_alias=True, exclude={"assets"})
+
+
+def _run_steps(job: str, spec: ImageJobSpec, force: bool) -> str:
+    """The pipeline, in order; mapped steps run concurrently on the flow's thread pool."""
+    sku, sha, theme = spec.sku, spec.sha256 or "", spec.theme
+    original = with_policy(download)(job, sku, spec.image_url, sha)
+    cutout = with_policy(remove_background)(job, sku, sha, original, spec.image_url, force)
+    backgrounds = with_policy(generate_backgrounds)(job, sku, sha, theme, force)
+    variants = list(range(1, len(backgrounds) + 1))
+    composites = with_policy(composite).map(
+        job, sku, sha, theme, cutout.cutout_key, backgrounds, variants, unmapped(force)
+    )
+    renders = with_policy(derivatives).map(
+        job, sku, sha, theme, composites, variants, unmapped(force)
+    )
+    wait(composites)
+    composites.result()  # raises the first failure
+    advance(job, JobStatus.COMPOSITED)
+    renders.result()
+    advance(job, JobStatus.DERIVATIVES)
+    manifest_key = with_policy(write_manifest)(job)
+    with_policy(publish)(job, manifest_key)
+    return manifest_key
+
+
+def _publish_artifacts(result: JobView) -> None:
+    """Steps with time and cost, and the composites, for the Prefect UI."""
+    rows = [
+        {
+            "step": s.step if not s.variant else f"{s.step} #{s.variant}",
+            "state": s.state,
+            "attempts": s.attempts,
+            "ms": s.ms,
+            "cost_usd": s.cost_usd,
+            "provider": s.provider or "",
+        }
+        for s in result.steps
+    ]
+    create_table_artifact(
+        rows,
+        key=f"steps-{result.sku}".lower().replace("_", "-").replace(".", "-")[:60],
+        description=f"{result.sku} · {result.theme}: {result.status}, ${result.cost_usd:.4f}",
+    )
+    masters = [a for a in result.assets if a.kind == "composite"]
+    lines = [f"### {result.sku} · {result.theme} · {result.status}", ""]
+    lines += [f"- `{a.key}` ({a.width}×{a.height}, {a.bytes:,} bytes)" for a in masters]
+    lines += ["", f"Manifest: `{result.manifest_key}`"]
+    create_markdown_artifact("\n".join(lines), description="Packshot composites")

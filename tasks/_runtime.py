@@ -1,0 +1,124 @@
+"""Per-process resources of the steps: settings, object store and database, built once."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import lru_cache
+
+from PIL import Image
+from sqlmodel import Session
+
+from core.db import session_scope, upgrade_schema
+from core.jobs import AssetRecord
+from core.settings import Settings, get_settings
+from core.storage import ObjectStore, new_store
+from core.tables import AssetKind
+from imaging.codec import CONTENT_TYPES, decode, encode
+
+__all__ = ["db", "decode_from_store", "put_image", "settings", "store"]
+
+_schema_lock = threading.Lock()
+
+
+def settings() -> Settings:
+    """The process settings."""
+    return get_settings()
+
+
+@lru_cache(maxsize=4)
+def _store_for(
+    url: str, endpoint: str | None, region: str | None, block: str | None
+) -> ObjectStore:
+    return new_store(url, endpoint_url=endpoint, region=region, credentials_block=block)
+
+
+def store() -> ObjectStore:
+    """The object store named by the settings (one client per process)."""
+    s = settings()
+    return _store_for(s.store_url, s.s3_endpoint_url, s.s3_region, s.aws_credentials_block)
+
+
+@contextmanager
+def db() -> Iterator[Session]:
+    """A committed-on-success session on the job tables; the schema is upgraded once."""
+    url = settings().database_url
+    with _schema_lock:
+        upgrade_schema(url)
+    with session_scope(url) as session:
+        yield session
+
+
+def decode_from_store(key: str) -> Image.Image:
+    """Decode a stored image (already normalised when it was written)."""
+    s = settings()
+    return decode(store().get(key), max_pixels=s.max_source_pixels, min_side=1)
+
+
+def put_image(
+    key: str,
+    image: Image.Image,
+    fmt: str,
+    *,
+    kind: AssetKind,
+    quality: int | None = None,
+    variant: int | None = None,
+    size: str | None = None,
+) -> AssetRecord:
+    """Encode ``image`` as ``fmt``, store it under ``key`` and describe it as an asset."""
+    data = encode(image, fmt, quality=quality)
+    stored = store().put(key, data, content_type=CONTENT_TYPES[fmt])
+    return AssetRecord(
+        kind=kind,
+        key=key,
+        content_type=stored.content_type,
+        bytes=stored.size,
+        width=image.width,
+        height=image.height,
+        variant=variant,
+        size=size,
+        format=fmt,
+        sha256=stored.sha256,
+    )
+
+
+def describe_stored(
+    key: str,
+    kind: AssetKind,
+    *,
+    variant: int | None = None,
+    size: str | None = None,
+) -> AssetRecord | None:
+    """The asset record of an object already in the store, or None when it is not there.
+
+    Dimensions come from an existing asset row for the same key (another theme's job made
+    it) and only when there is none from the object's header bytes.
+    """
+    from sqlmodel import select
+
+    from core.tables import Asset
+    from imaging.codec import probe
+
+    head = store().head(key)
+    if head is None:
+        return None
+    with db() as session:
+        row = session.exec(select(Asset).where(Asset.key == key)).first()
+        known = (row.width, row.height, row.format, row.sha256) if row else None
+    if known is None:
+        info = probe(store().get(key))
+        known = (info.width, info.height, info.format, head.sha256)
+    width, height, fmt, digest = known
+    return AssetRecord(
+        kind=kind,
+        key=key,
+        content_type=head.content_type,
+        bytes=head.size,
+        width=width,
+        height=height,
+        variant=variant,
+        size=size,
+        format=fmt,
+        sha256=digest or head.sha256,
+    )

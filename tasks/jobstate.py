@@ -1,0 +1,90 @@
+"""Job-level bookkeeping the flow does itself: open the job, and record how it ended.
+
+Hooks run client-side and are best effort, so the flow writes its final status directly.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlmodel import select
+
+from core import jobs
+from core.schemas import ImageJobSpec, JobView
+from core.tables import JobStep, Step, StepState
+from tasks._hooks import error_text
+from tasks._runtime import db
+from tasks.download import SourceRef
+
+__all__ = ["fail", "finish", "open_job", "record_prefetch", "view"]
+
+
+def open_job(
+    spec: ImageJobSpec, *, flow_run_id: str | None, job_id: str | None = None, force: bool = False
+) -> str:
+    """Upsert the job for ``spec`` (or load ``job_id``) and mark it started; returns its id."""
+    with db() as session:
+        if job_id is not None:
+            job = jobs.get_job(session, job_id=uuid.UUID(job_id))
+            if job is None:
+                raise LookupError(f"no job {job_id}")
+        else:
+            job, _created = jobs.get_or_create_job(session, spec=spec)
+        if force:
+            jobs.reset_for_rerun(session, job_id=job.id)
+        jobs.start_job(session, job_id=job.id, flow_run_id=flow_run_id)
+        return str(job.id)
+
+
+def record_prefetch(job_id: str, ref: SourceRef, ms: float) -> None:
+    """Record the download that ran before the job existed (sha256 was not known)."""
+    with db() as session:
+        job = uuid.UUID(job_id)
+        jobs.step_started(session, job_id=job, step=Step.DOWNLOAD)
+        jobs.step_finished(
+            session,
+            job_id=job,
+            step=Step.DOWNLOAD,
+            skipped=ref.skipped,
+            duration_ms=ms,
+            provider="http",
+            details={"bytes": ref.bytes},
+        )
+
+
+def _failed_step(job_id: uuid.UUID) -> str:
+    with db() as session:
+        query = select(JobStep).where(JobStep.job_id == job_id, JobStep.state == StepState.FAILED)
+        rows = session.exec(query).all()
+    order = list(Step)
+    rows = sorted(rows, key=lambda row: order.index(Step(row.step)))
+    return rows[0].step if rows else "flow"
+
+
+def fail(job_id: str, exc: BaseException) -> None:
+    """Mark the job FAILED with the step that failed and the error."""
+    job = uuid.UUID(job_id)
+    step = _failed_step(job)
+    with db() as session:
+        jobs.fail_job(
+            session,
+            job_id=job,
+            step=step,
+            error_type=type(exc).__name__,
+            message=error_text(exc),
+        )
+
+
+def finish(job_id: str, manifest_key: str) -> None:
+    """Mark the job DONE."""
+    with db() as session:
+        jobs.finish_job(session, job_id=uuid.UUID(job_id), manifest_key=manifest_key)
+
+
+def view(job_id: str) -> JobView:
+    """The job with its steps and assets."""
+    with db() as session:
+        result = jobs.job_view(session, job_id=uuid.UUID(job_id))
+    if result is None:
+        raise LookupError(f"no job {job_id}")
+    return result

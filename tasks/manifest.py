@@ -1,0 +1,62 @@
+"""Step 5: the JSON manifest, written last: its presence means the set is complete."""
+
+from __future__ import annotations
+
+import uuid
+
+from prefect import task
+
+from core import jobs
+from core.keys import manifest_key
+from core.manifest import build_manifest
+from core.tables import AssetKind, JobStatus, Step, utcnow
+from tasks._hooks import tracked
+from tasks._policy import STEP_OPTIONS
+from tasks._runtime import db, store
+
+__all__ = ["write_manifest"]
+
+
+@task(name="manifest", timeout_seconds=60, **STEP_OPTIONS)
+def write_manifest(job_id: str) -> str:
+    """Build the manifest from the job's asset and step rows and store it; returns its key.
+
+    Args:
+        job_id: the job whose assets are all stored.
+    """
+    with tracked(job_id, Step.MANIFEST) as record:
+        record.advance_to = JobStatus.SHOPIFY_PUSH
+        with db() as session:
+            job = jobs.get_job(session, job_id=uuid.UUID(job_id))
+            if job is None:
+                raise LookupError(f"no job {job_id}")
+            key = manifest_key(job.sku, job.sha256, job.theme)
+            manifest = build_manifest(
+                sku=job.sku,
+                sha256=job.sha256,
+                theme=job.theme,
+                source_url=job.source_url,
+                assets=[a for a in jobs.list_assets(session, job_id=job.id) if a.key != key],
+                steps=[
+                    s for s in jobs.list_steps(session, job_id=job.id) if s.step != Step.MANIFEST
+                ],
+                cost_usd=job.cost_usd,
+                timestamp=utcnow(),
+            )
+        data = manifest.model_dump_json(by_alias=True, indent=2).encode()
+        stored = store().put(key, data, content_type="application/json")
+        with db() as session:
+            jobs.set_manifest_key(session, job_id=uuid.UUID(job_id), key=key)
+        record.provider = "packshot"
+        record.details = {"totalAssets": manifest.metadata.total_assets}
+        record.assets.append(
+            jobs.AssetRecord(
+                kind=AssetKind.MANIFEST,
+                key=key,
+                content_type=stored.content_type,
+                bytes=stored.size,
+                format="json",
+                sha256=stored.sha256,
+            )
+        )
+        return key
