@@ -17,7 +17,16 @@ from core.storage import ObjectStore, new_store
 from core.tables import AssetKind
 from imaging.codec import CONTENT_TYPES, decode, encode
 
-__all__ = ["db", "decode_from_store", "put_image", "settings", "store"]
+__all__ = [
+    "db",
+    "decode_from_store",
+    "describe_stored",
+    "put_image",
+    "reset",
+    "settings",
+    "store",
+    "use_store",
+]
 
 _schema_lock = threading.Lock()
 
@@ -34,10 +43,28 @@ def _store_for(
     return new_store(url, endpoint_url=endpoint, region=region, credentials_block=block)
 
 
+_override: list[ObjectStore] = []
+
+
 def store() -> ObjectStore:
     """The object store named by the settings (one client per process)."""
+    if _override:
+        return _override[0]
     s = settings()
     return _store_for(s.store_url, s.s3_endpoint_url, s.s3_region, s.aws_credentials_block)
+
+
+def use_store(replacement: ObjectStore | None) -> None:
+    """Make every step use ``replacement`` (a test double); ``None`` restores the configured one."""
+    _override.clear()
+    if replacement is not None:
+        _override.append(replacement)
+
+
+def reset() -> None:
+    """Forget cached stores and overrides (settings changed)."""
+    _override.clear()
+    _store_for.cache_clear()
 
 
 @contextmanager

@@ -1,0 +1,47 @@
+"""Shared fixtures: every test gets its own Packshot home (SQLite file, local store) and settings."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+# Prefect's test server: skip background writers that contend with SQLite, never phone home.
+os.environ.setdefault("PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_ENABLED", "false")
+os.environ.setdefault("PREFECT_SERVER_SERVICES_EVENT_PERSISTER_ENABLED", "false")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+
+
+@pytest.fixture(autouse=True)
+def packshot_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A fresh PACKSHOT_HOME with embedded defaults; settings and caches reset around the test."""
+    from core import settings as settings_module
+    from core.db import reset_engines
+
+    for name in list(os.environ):
+        if name.startswith("PACKSHOT_"):
+            monkeypatch.delenv(name)
+    home = tmp_path / "packshot-home"
+    monkeypatch.setenv("PACKSHOT_HOME", str(home))
+    monkeypatch.setenv("PACKSHOT_ALLOW_PRIVATE_SOURCES", "true")
+    monkeypatch.setenv("PACKSHOT_RETRY_BACKOFF_S", "0")
+    monkeypatch.chdir(tmp_path)
+    settings_module._overrides.clear()
+    settings_module.get_settings.cache_clear()
+    _clear_runtime_caches()
+    yield home
+    settings_module._overrides.clear()
+    settings_module.get_settings.cache_clear()
+    _clear_runtime_caches()
+    reset_engines()
+
+
+def _clear_runtime_caches() -> None:
+    import sys
+
+    runtime = sys.modules.get("tasks._runtime")
+    if runtime is not None:
+        runtime.reset()

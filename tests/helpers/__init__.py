@@ -1,0 +1,1 @@
+"""Test helpers: images built in code, a throwaway PostgreSQL database."""
