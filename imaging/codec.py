@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageCms, ImageFile
+from PIL import Image, ImageCms, ImageFile, UnidentifiedImageError
 
 __all__ = [
     "CONTENT_TYPES",
@@ -239,6 +239,8 @@ def _open(data: bytes, fmt: str) -> ImageFile.ImageFile:
         image = Image.open(io.BytesIO(data), formats=[fmt.upper()])
     except Image.DecompressionBombError as exc:
         raise ImageTooLarge(f"image refused as a decompression bomb: {exc}") from exc
+    except UnidentifiedImageError as exc:  # its message only names the BytesIO object
+        raise UnreadableImage(f"cannot read {fmt} image: corrupt or unsupported header") from exc
     except _READ_ERRORS as exc:
         raise UnreadableImage(f"cannot read {fmt} image: {exc}") from exc
     return image

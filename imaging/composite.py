@@ -88,7 +88,8 @@ def place(
     times the opacity, shifted by the offset.
 
     Args:
-        cutout: ``RGBA`` product on transparency, trimmed or not.
+        cutout: ``RGBA`` product on transparency, trimmed or not (``RGB`` counts as fully
+            opaque).
         canvas: Side of the square canvas in pixels.
         fill: Share of the canvas side the product's longer side fills, in (0, 1].
         max_upscale: Largest enlargement factor, to keep small sources from going soft.
@@ -98,20 +99,22 @@ def place(
         The placement, to pass to :func:`composite` for each background.
 
     Raises:
-        ValueError: Not ``RGBA``, nothing opaque, or an option out of range.
+        ValueError: Neither ``RGBA`` nor ``RGB``, nothing opaque, or an option out of range.
 
     Example:
         >>> product = Image.new("RGBA", (400, 800), (200, 30, 30, 255))
         >>> place(product, 1600).product_box
         (460, 120, 1140, 1480)
     """
-    if cutout.mode != "RGBA":
-        raise ValueError(f"cutout must be RGBA, got {cutout.mode}")
+    if cutout.mode not in ("RGBA", "RGB"):
+        raise ValueError(f"cutout must be RGBA (or RGB), got {cutout.mode}")
     if canvas < 1 or not 0.0 < fill <= 1.0 or max_upscale <= 0:
         raise ValueError(
             f"need canvas >= 1, 0 < fill <= 1 and max_upscale > 0, got {canvas}, {fill}, "
             f"{max_upscale}"
         )
+    if cutout.mode == "RGB":
+        cutout = cutout.convert("RGBA")
     box = alpha_bbox(cutout)
     if box is None:
         raise ValueError("cutout has no opaque pixels: nothing to place")

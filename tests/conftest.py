@@ -1,4 +1,4 @@
-"""Shared fixtures: every test gets its own Packshot home (SQLite file, local store) and settings."""
+"""Shared fixtures: every test gets its own Packshot home (SQLite file, local store)."""
 
 from __future__ import annotations
 

@@ -46,7 +46,7 @@ def test_builtin_themes() -> None:
     assert len(BUILTIN_THEMES["default"].variants) == 2
     white = BUILTIN_THEMES["white"]
     assert not white.ai_allowed and white.variants[0].solid_rgb() == (255, 255, 255)
-    with pytest.raises(InputError, match="unknown theme 'nope'.*default, white"):
+    with pytest.raises(InputError, match=r"unknown theme 'nope'.*default, white"):
         resolve_theme("nope")
 
 
