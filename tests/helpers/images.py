@@ -1,0 +1,36 @@
+"""Product-like photos built in code: an object on a plain or textured studio background."""
+
+from __future__ import annotations
+
+import io
+
+from PIL import Image, ImageDraw, ImageFilter
+
+
+def product_photo(size: tuple[int, int] = (640, 480), *, mode: str = "RGB") -> Image.Image:
+    """A dark bottle-like object with a highlight on a light background, slightly blurred."""
+    width, height = size
+    image = Image.new("RGB", size, (236, 236, 232))
+    draw = ImageDraw.Draw(image)
+    w, h = width * 0.28, height * 0.7
+    left, top = (width - w) / 2, (height - h) / 2
+    draw.rounded_rectangle(
+        (left, top, left + w, top + h), radius=min(w, h) * 0.25, fill=(40, 70, 140)
+    )
+    draw.ellipse(
+        (left + w * 0.2, top + h * 0.1, left + w * 0.45, top + h * 0.5), fill=(90, 130, 210)
+    )
+    image = image.filter(ImageFilter.GaussianBlur(1.2))
+    return image if mode == "RGB" else image.convert(mode)
+
+
+def jpeg_bytes(image: Image.Image, **options: object) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=90, **options)
+    return buffer.getvalue()
+
+
+def encoded(image: Image.Image, fmt: str, **options: object) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, fmt, **options)
+    return buffer.getvalue()
