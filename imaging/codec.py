@@ -371,8 +371,8 @@ def encode(
         progressive: JPEG only: progressive scans (optimal Huffman tables come with them).
         webp_method: WebP effort 0-6 (4 balances speed and size).
         avif_speed: AVIF encoder speed 0-10 (8 costs a third of Pillow's default 6).
-        png_level: zlib level 0-9, with the RLE strategy (level 1 is as small as 6 on
-            photographic content and 4× faster).
+        png_level: zlib level 0-9, with the RLE strategy and the Sub filter on every row
+            (level 1 is about as small as 6 on photographic content and several times faster).
 
     Returns:
         The encoded file.
@@ -398,6 +398,8 @@ def encode(
             f"cannot encode a {image.mode} image as {fmt}; expected {'/'.join(_ENCODABLE[fmt])}"
         )
     image.load()
+    if fmt == "png":
+        return _encode_png(image, options["compress_level"])
     # A fresh Image object over the same pixels: save() stores its options on the object it is
     # called on, so this keeps the caller's image untouched and concurrent encodes of one image
     # independent, without copying pixels (encoders only read them). Empty info: no metadata.
@@ -437,6 +439,29 @@ def _encode_options(
     # One thread per encode: callers parallelise across files, which scales better than
     # libavif's own threads on small images.
     return {"quality": q, "speed": avif_speed, "subsampling": "4:2:0", "max_threads": 1}
+
+
+def _encode_png(image: Image.Image, level: int) -> bytes:
+    # Pillow's PNG writer tries four filters on every row, which costs more than the deflate
+    # itself (~140 of ~230 ms for a 1600 px RGB master, no option to turn it off). The Sub
+    # filter on every row compresses photographic content as well at less than half the CPU.
+    bpp = len(image.getbands())
+    pixels = np.asarray(image).reshape(image.height, image.width * bpp)
+    rows = np.empty((image.height, pixels.shape[1] + 1), dtype=np.uint8)
+    rows[:, 0] = 1  # filter type: Sub
+    rows[:, 1 : bpp + 1] = pixels[:, :bpp]
+    np.subtract(pixels[:, bpp:], pixels[:, :-bpp], out=rows[:, bpp + 1 :])  # wraps mod 256
+    deflate = zlib.compressobj(level, zlib.DEFLATED, 15, 9, zlib.Z_RLE)
+    idat = deflate.compress(rows.data) + deflate.flush()
+    color_type = {"L": 0, "RGB": 2, "RGBA": 6}[image.mode]
+    header = struct.pack(">IIBBBBB", image.width, image.height, 8, color_type, 0, 0, 0)
+    chunks = (_png_chunk(b"IHDR", header), _png_chunk(b"IDAT", idat), _png_chunk(b"IEND", b""))
+    return b"\x89PNG\r\n\x1a\n" + b"".join(chunks)
+
+
+def _png_chunk(kind: bytes, body: bytes) -> bytes:
+    crc = zlib.crc32(body, zlib.crc32(kind))
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc)
 
 
 def _check_range(name: str, value: int, low: int, high: int) -> None:

@@ -417,6 +417,16 @@ def test_encode_png_keeps_alpha_and_grey_masks_exactly():
     assert reread.tobytes() == mask.tobytes()
 
 
+@pytest.mark.parametrize("mode", ["L", "RGB", "RGBA"])
+def test_encode_png_is_lossless_on_noise(mode):
+    values = np.random.default_rng(3).integers(0, 256, (37, 53, len(mode)), dtype=np.uint8)
+    source = Image.fromarray(values.squeeze(), mode)
+    for level in (0, 1, 9):
+        reread = Image.open(io.BytesIO(encode(source, "png", png_level=level)))
+        assert reread.mode == mode
+        assert reread.tobytes() == source.tobytes()
+
+
 def test_encode_writes_no_metadata_and_leaves_the_input_alone():
     source = noisy((64, 64))
     source.info.update(

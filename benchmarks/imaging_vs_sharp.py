@@ -1,0 +1,96 @@
+"""Our imaging steps on the reference benchmark's inputs, as a CLI shaped like its pil_opt.py.
+
+One job = decode the cut-out and two backgrounds -> place once -> 2 master composites (written
+as PNG, zlib level 1 + RLE, like the reference) -> 2 x 9 derivatives (render_all). Meant to be
+timed as a whole process against the sharp reference with the reference's interleaved A/B
+timer. Setup (scratch copy; npm fetches sharp's prebuilt binaries):
+
+    cp -r /work/shared/tools/bench /tmp/imgbench && cd /tmp/imgbench && npm install
+    PY=/work/main/.venv/bin/python
+    $PY gen_inputs.py bench-inputs --masters 1600
+    export BENCH_INPUTS=$PWD/bench-inputs
+    $PY abrun.py -n 9 \\
+      "$PY /work/main/benchmarks/imaging_vs_sharp.py --out bench-out/ours --step all" \\
+      "node sharp_pipeline.mjs --out bench-out/sharp --step all --jpeg-optimize 1 \\
+         --jpeg-progressive 1 --avif-speed 8 --png-level 1"
+
+The "A/B cpu ratio median" it prints is the figure of docs/performance.md (target <= 1.0).
+``--step composite`` / ``--step derive`` split the job like the reference scripts do
+(derive reads the master PNGs that composite wrote).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from PIL import Image
+
+from imaging.codec import decode, encode
+from imaging.composite import Placement, Shadow, composite, place
+from imaging.derivatives import DEFAULT_SPECS, render_all
+from imaging.geometry import alpha_bbox
+
+BACKGROUNDS = ("a", "b")
+# The reference scales the whole cut-out to 90 % of the master and puts a sigma-20 px,
+# 30 %, (5, 5) px shadow under it, all in master pixels.
+REFERENCE_FILL = 0.90
+
+
+def _read(path: Path) -> Image.Image:
+    return decode(path.read_bytes())
+
+
+def _write(path: Path, data: bytes) -> None:
+    path.write_bytes(data)
+
+
+def _write_png(path: Path, image: Image.Image) -> None:
+    path.write_bytes(encode(image, "png"))
+
+
+def _placement(cutout: Image.Image, master: int) -> Placement:
+    box = alpha_bbox(cutout)
+    assert box is not None
+    # Same scale as the reference: our fill is the product's share, theirs the cut-out's.
+    fill = REFERENCE_FILL * max(box[2] - box[0], box[3] - box[1]) / max(cutout.size)
+    shadow = Shadow(blur=20.0, opacity=0.3, offset=(5.0, 5.0), reference_size=master)
+    return place(cutout, master, fill=fill, shadow=shadow)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--inputs", default=os.environ.get("BENCH_INPUTS", "bench-inputs"))
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--master", type=int, default=1600)
+    parser.add_argument("--step", choices=("composite", "derive", "all"), default="all")
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+    inputs, out = Path(args.inputs), Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    with ThreadPoolExecutor(max_workers=args.workers) as pool:
+        if args.step == "derive":
+            masters = list(pool.map(_read, [out / f"{bg}_master.png" for bg in BACKGROUNDS]))
+        else:
+            cutout = pool.submit(_read, inputs / "cutout.png")
+            paths = [inputs / f"bg_{bg}_{args.master}.png" for bg in BACKGROUNDS]
+            backgrounds = pool.map(_read, paths)
+            placement = _placement(cutout.result(), args.master)
+            masters = [composite(bg, placement) for bg in backgrounds]
+            for bg, master in zip(BACKGROUNDS, masters, strict=True):
+                pool.submit(_write_png, out / f"{bg}_master.png", master)
+        if args.step == "composite":
+            return
+        for bg, master in zip(BACKGROUNDS, masters, strict=True):
+            for rendered in render_all(master, DEFAULT_SPECS, workers=args.workers):
+                _write(out / f"{bg}_{rendered.spec.name}.{rendered.spec.extension}", rendered.data)
+
+
+if __name__ == "__main__":
+    main()
