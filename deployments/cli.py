@@ -57,12 +57,15 @@ def process(
     sha256: Annotated[str | None, typer.Option(help="Expected SHA-256 of the bytes.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     force: Annotated[bool, typer.Option(help="Redo steps whose outputs exist.")] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Show Prefect's run logs.")
+    ] = False,
 ) -> None:
     """Run one image through the whole flow now, in this process."""
     settings = configure(allow_local_sources=True)
     from deployments.prefect_env import apply_prefect_defaults
 
-    apply_prefect_defaults(settings)
+    apply_prefect_defaults(settings, log_level="INFO" if verbose else "WARNING")
     try:
         image_url, local_sha = _source(source)
         if sha256 and local_sha and sha256.lower() != local_sha:

@@ -18,7 +18,19 @@ from core.settings import Settings
 __all__ = ["PrefectApi", "apply_prefect_defaults", "locate_api"]
 
 
-def apply_prefect_defaults(settings: Settings) -> None:
+_ONE_RUN_SERVER_OFF = (
+    "PREFECT_UI_ENABLED",
+    "PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED",
+    "PREFECT_SERVER_SERVICES_LATE_RUNS_ENABLED",
+    "PREFECT_SERVER_SERVICES_FOREMAN_ENABLED",
+    "PREFECT_SERVER_SERVICES_CANCELLATION_CLEANUP_ENABLED",
+    "PREFECT_SERVER_SERVICES_PAUSE_EXPIRATIONS_ENABLED",
+    "PREFECT_SERVER_SERVICES_REPOSSESSOR_ENABLED",
+    "PREFECT_SERVER_SERVICES_TRIGGERS_ENABLED",
+)
+
+
+def apply_prefect_defaults(settings: Settings, *, log_level: str | None = None) -> None:
     """Environment every Prefect process of the embedded stack shares (set before Prefect loads).
 
     Explicit values in the environment win; these only fill gaps.
@@ -29,6 +41,8 @@ def apply_prefect_defaults(settings: Settings) -> None:
         "PREFECT_LOGGING_EXTRA_LOGGERS": "packshot",
         "PREFECT_API_DATABASE_TIMEOUT": "30",
     }
+    if log_level:
+        defaults["PREFECT_LOGGING_LEVEL"] = log_level
     for name, value in defaults.items():
         os.environ.setdefault(name, value)
 
@@ -63,9 +77,15 @@ class PrefectApi:
         self.url = self._server.api_url  # type: ignore[attr-defined]
 
     def stop(self) -> None:
-        """Stop a temporary server (no-op otherwise)."""
-        if self._server is not None:
-            self._server.stop()  # type: ignore[attr-defined]
+        """Send what is still queued (logs, events), then stop a temporary server."""
+        if self._server is None:
+            return
+        from prefect.events.worker import EventsWorker
+        from prefect.logging.handlers import APILogWorker
+
+        APILogWorker.drain_all(timeout=10)
+        EventsWorker.drain_all(timeout=10)
+        self._server.stop()  # type: ignore[attr-defined]
 
 
 def locate_api(settings: Settings) -> PrefectApi:
@@ -78,6 +98,9 @@ def locate_api(settings: Settings) -> PrefectApi:
         return PrefectApi(url=embedded, kind="embedded")
     from prefect.server.api.server import SubprocessASGIServer
 
+    # A one-run server needs neither the UI nor the background services: it starts faster.
+    for name in _ONE_RUN_SERVER_OFF:
+        os.environ.setdefault(name, "false")
     server = SubprocessASGIServer()
     api = PrefectApi(url="", kind="temporary", _server=server)
 

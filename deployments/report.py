@@ -19,11 +19,12 @@ def print_job(console: Console, outcome: ProcessOutcome) -> None:
         console.print(f"[red]FAILED[/red] {outcome.error}")
         return
     table = Table(title=f"{view.sku} · {view.theme} · {view.sha256[:12]}…")
-    for column in ("step", "state", "attempts", "ms", "cost USD", "provider", "assets"):
-        table.add_column(
-            column,
-            justify="right" if column in ("attempts", "ms", "cost USD", "assets") else "left",
-        )
+    table.add_column("step", no_wrap=True, min_width=20)
+    table.add_column("state", no_wrap=True)
+    for column in ("attempts", "ms", "cost USD"):
+        table.add_column(column, justify="right", no_wrap=True)
+    table.add_column("provider")
+    table.add_column("assets", justify="right")
     counts: dict[tuple[str, int | None], int] = {}
     kinds = {
         "download": "original",
@@ -63,7 +64,7 @@ def print_job(console: Console, outcome: ProcessOutcome) -> None:
     if view.error:
         console.print(f"[red]error in {view.error_step}:[/red] {view.error}")
     if view.manifest_key:
-        console.print(f"manifest: {view.manifest_key}")
+        console.print(f"manifest: {view.manifest_key}", soft_wrap=True)
     t = outcome.timings_ms
     console.print(
         f"time: {t['total']:.0f} ms in all = flow {t['flow']:.0f} ms + Prefect start-up wait "

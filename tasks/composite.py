@@ -19,7 +19,9 @@ __all__ = ["composite"]
 MASTER_QUALITY = 92
 
 
-@task(name="composite", timeout_seconds=180, **STEP_OPTIONS)
+# No timeout_seconds: this step is mapped, so it runs in a worker thread, where Prefect cannot
+# interrupt it. Its work is bounded by the input limits instead (pure CPU, no network).
+@task(name="composite", **STEP_OPTIONS)
 def composite(
     job_id: str,
     sku: str,

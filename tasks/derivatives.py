@@ -25,7 +25,9 @@ def _existing(keys: dict[str, tuple[str, str]], variant: int) -> list[AssetRecor
     return found
 
 
-@task(name="derivatives", timeout_seconds=300, **STEP_OPTIONS)
+# No timeout_seconds: this step is mapped, so it runs in a worker thread, where Prefect cannot
+# interrupt it. Its work is bounded by the input limits instead (pure CPU, no network).
+@task(name="derivatives", **STEP_OPTIONS)
 def derivatives(
     job_id: str,
     sku: str,
