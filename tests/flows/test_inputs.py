@@ -161,7 +161,7 @@ def test_bad_sku_and_theme_are_usage_errors(tmp_path: Path) -> None:
 @pytest.mark.parametrize("url", ["ftp://example.com/a.jpg", "gopher://x/a.jpg"])
 def test_non_http_urls_are_rejected(url: str) -> None:
     code, doc = _run(url, "--sku", "BAD-3")
-    assert code == 2
+    assert code == 2 and "http" in doc["_out"]
 
 
 def test_private_address_refused_unless_allowed(monkeypatch: pytest.MonkeyPatch) -> None:
