@@ -1,0 +1,82 @@
+"""The single function that starts a ``process-image`` deployment run for a job.
+
+Used by the webhook's dispatcher and by the dashboard's re-run button. Idempotency keys are
+permanent in Prefect: the first run of a job uses the job id, so a repeated dispatch can never
+start a second run; a deliberate re-run uses a key derived from the job's current state, so a
+double click starts one run, and a later re-run (after that one finished) starts another.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from deployments import PROCESS_IMAGE_DEPLOYMENT
+
+if TYPE_CHECKING:
+    from prefect.client.orchestration import PrefectClient
+
+__all__ = ["JobRef", "rerun_key", "trigger_job", "trigger_job_sync"]
+
+
+@dataclass(frozen=True)
+class JobRef:
+    """What a deployment run needs to know about a job."""
+
+    id: uuid.UUID
+    sku: str
+    sha256: str
+    theme: str
+    source_url: str
+    finished_at: datetime | None = None
+
+    def parameters(self, *, force: bool = False) -> dict[str, object]:
+        """The flow parameters (readable in the Prefect UI; the flow loads the job by id)."""
+        params: dict[str, object] = {
+            "sku": self.sku,
+            "image_url": self.source_url,
+            "sha256": self.sha256,
+            "theme": self.theme,
+            "job_id": str(self.id),
+        }
+        if force:
+            params["force"] = True
+        return params
+
+
+def rerun_key(job: JobRef) -> str:
+    """Idempotency key of a deliberate re-run of ``job`` in its current state."""
+    stamp = int(job.finished_at.timestamp()) if job.finished_at else 0
+    return f"{job.id}:rerun:{stamp}"
+
+
+async def trigger_job(
+    job: JobRef,
+    *,
+    client: PrefectClient | None = None,
+    rerun: bool = False,
+    force: bool = False,
+    deployment: str = PROCESS_IMAGE_DEPLOYMENT,
+) -> str:
+    """Create the flow run for ``job`` and return its id; never waits for the run itself."""
+    from prefect.deployments import arun_deployment
+
+    run = await arun_deployment(
+        deployment,
+        client=client,
+        parameters=job.parameters(force=force),
+        idempotency_key=rerun_key(job) if rerun else str(job.id),
+        timeout=0,
+        as_subflow=False,
+        tags=["packshot", f"sku:{job.sku}", f"theme:{job.theme}"],
+    )
+    return str(run.id)
+
+
+def trigger_job_sync(job: JobRef, *, rerun: bool = False, force: bool = False) -> str:
+    """``trigger_job`` for synchronous callers (the dashboard, the CLI)."""
+    import asyncio
+
+    return asyncio.run(trigger_job(job, rerun=rerun, force=force))
