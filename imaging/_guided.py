@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-_GUIDE_SIDE = 768  # coefficients are solved at most at this long side
+_GUIDE_SIDE = 512  # coefficients are solved at most at this long side
 _EPS = 1e-3  # regulariser: colour variance below this counts as a flat region
 _BILINEAR = Image.Resampling.BILINEAR
 
