@@ -106,13 +106,16 @@ def set_manifest_key(session: Session, *, job_id: uuid.UUID, key: str) -> None:
 
 
 def start_job(session: Session, *, job_id: uuid.UUID, flow_run_id: str | None = None) -> Job:
-    """Mark the job as started; a FAILED job starts again from NEW (its outputs are reused)."""
+    """Mark the job as started; a FAILED job starts again from NEW (its outputs are reused).
+
+    A DONE job keeps its status while a re-run walks its (mostly skipped) steps again.
+    """
     job = _require(session, job_id)
     if job.status == JobStatus.FAILED:
         job.status = JobStatus.NEW
     job.error = job.error_step = job.error_type = None
-    job.started_at = job.started_at if job.status == JobStatus.DONE else _now()
-    job.finished_at = None if job.status != JobStatus.DONE else job.finished_at
+    job.started_at = _now()
+    job.finished_at = None
     if flow_run_id:
         job.flow_run_id = flow_run_id
     job.updated_at = _now()

@@ -16,6 +16,7 @@ from prefect.futures import wait
 from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from core.errors import InputError
 from core.schemas import ImageJobSpec, JobView
 from core.settings import get_settings
 from core.tables import JobStatus
@@ -34,7 +35,7 @@ from tasks import (
 from tasks._hooks import advance
 from tasks._policy import with_policy
 
-__all__ = ["process_image"]
+__all__ = ["process_image", "process_one", "raise_failure"]
 
 
 def _spec(sku: str | int, image_url: str, sha256: str | None, theme: str) -> ImageJobSpec:
@@ -68,38 +69,63 @@ def process_image(
         force: redo every step even when its outputs exist (a deliberate re-render).
     """
     spec = _spec(sku, image_url, sha256, theme)
+    result = process_one(spec, job_id=job_id, force=force)
+    if result.status == JobStatus.FAILED:
+        raise_failure(result)
+    _publish_artifacts(result)
+    return result.model_dump(mode="json", by_alias=True, exclude={"assets"})
+
+
+def process_one(
+    spec: ImageJobSpec,
+    *,
+    job_id: str | None = None,
+    force: bool = False,
+    rerender: bool = False,
+) -> JobView:
+    """Run every step for ``spec`` inside the current flow run; returns the job as it ended.
+
+    Failures are recorded on the job (``FAILED`` with step and error) and the job is returned;
+    the caller decides whether the flow run fails. ``rerender`` redoes backgrounds, composites
+    and derivatives but reuses the stored original and cutout.
+    """
     started = time.perf_counter()
     prefetched = None
     if spec.sha256 is None:
         prefetched = with_policy(prefetch)(spec.sku, spec.image_url)
         spec = spec.model_copy(update={"sha256": prefetched.sha256})
-    assert spec.sha256 is not None
     job = jobstate.open_job(spec, flow_run_id=flow_run.get_id(), job_id=job_id, force=force)
     if prefetched is not None:
         jobstate.record_prefetch(job, prefetched, (time.perf_counter() - started) * 1000)
     try:
-        manifest_key = _run_steps(job, spec, force)
-    except Exception as exc:
+        manifest_key = _run_steps(job, spec, force=force, rerender=rerender or force)
+    except Exception as exc:  # noqa: BLE001  (recorded on the job; the caller re-raises)
         jobstate.fail(job, exc)
-        raise
+        return jobstate.view(job)
     jobstate.finish(job, manifest_key)
-    result = jobstate.view(job)
-    _publish_artifacts(result)
-    return result.model_dump(mode="json", by_alias=True, exclude={"assets"})
+    return jobstate.view(job)
 
 
-def _run_steps(job: str, spec: ImageJobSpec, force: bool) -> str:
+def raise_failure(result: JobView) -> None:
+    """Fail the flow run with the job's error, keeping bad input distinguishable."""
+    message = f"{result.error_step}: {result.error}"
+    if (result.error or "").startswith("InputError"):
+        raise InputError(message)
+    raise RuntimeError(message)
+
+
+def _run_steps(job: str, spec: ImageJobSpec, *, force: bool, rerender: bool) -> str:
     """The pipeline, in order; mapped steps run concurrently on the flow's thread pool."""
     sku, sha, theme = spec.sku, spec.sha256 or "", spec.theme
     original = with_policy(download)(job, sku, spec.image_url, sha)
     cutout = with_policy(remove_background)(job, sku, sha, original, spec.image_url, force)
-    backgrounds = with_policy(generate_backgrounds)(job, sku, sha, theme, force)
+    backgrounds = with_policy(generate_backgrounds)(job, sku, sha, theme, rerender)
     variants = list(range(1, len(backgrounds) + 1))
     composites = with_policy(composite).map(
-        job, sku, sha, theme, cutout.cutout_key, backgrounds, variants, unmapped(force)
+        job, sku, sha, theme, cutout.cutout_key, backgrounds, variants, unmapped(rerender)
     )
     renders = with_policy(derivatives).map(
-        job, sku, sha, theme, composites, variants, unmapped(force)
+        job, sku, sha, theme, composites, variants, unmapped(rerender)
     )
     wait(composites)
     composites.result()  # raises the first failure

@@ -1,0 +1,167 @@
+"""Backfills: many images, processed in chunks, each chunk in-process in one flow run.
+
+A flow run costs about five seconds of process start under a worker, so one run per image
+would waste most of a backfill. The ``backfill`` flow plans: it splits the rows into chunks
+and, when there is more than one, starts a child run of the same deployment per chunk (at most
+``max_parallel`` at a time, spread over the work pool by Prefect). A run given a ``chunk``
+processes its rows one after the other in its own process.
+
+    prefect deployment run 'backfill/default' --params '{"theme": "white", "all_images": true}'
+    prefect deployment run 'backfill/default' \\
+        --params '{"rows": [{"sku": "A1", "image_url": "https://…", "sha256": "…"}]}'
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections import Counter
+from datetime import UTC, datetime
+
+from prefect import flow, get_run_logger
+from prefect.client.schemas.objects import State
+from prefect.deployments import run_deployment
+from prefect.runtime import deployment
+from prefect.task_runners import ThreadPoolTaskRunner
+from pydantic import BaseModel, field_validator
+from sqlmodel import col, select
+
+from core.db import session_scope, upgrade_schema
+from core.schemas import ImageJobSpec
+from core.settings import get_settings
+from core.tables import Job
+from deployments import BACKFILL_DEPLOYMENT
+from flows.process_image import process_one
+
+__all__ = ["BackfillRow", "backfill", "known_images", "outcomes_for"]
+
+
+class BackfillRow(BaseModel):
+    """One image of a backfill (a CSV row: sku,image_url[,sha256][,theme])."""
+
+    sku: str
+    image_url: str
+    sha256: str | None = None
+    theme: str | None = None
+
+    @field_validator("sku", mode="before")
+    @classmethod
+    def _as_text(cls, value: object) -> object:
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+def known_images() -> list[BackfillRow]:
+    """Every distinct source image the job table knows (any theme), oldest first."""
+    url = get_settings().database_url
+    upgrade_schema(url)
+    with session_scope(url) as session:
+        jobs = session.exec(select(Job).order_by(Job.created_at)).all()  # type: ignore[arg-type]
+    seen: dict[tuple[str, str], BackfillRow] = {}
+    for job in jobs:
+        seen.setdefault(
+            (job.sku, job.sha256),
+            BackfillRow(sku=job.sku, image_url=job.source_url, sha256=job.sha256),
+        )
+    return list(seen.values())
+
+
+def _process_chunk(rows: list[BackfillRow], theme: str, rerender: bool) -> Counter[str]:
+    logger = get_run_logger()
+    outcomes: Counter[str] = Counter()
+    for row in rows:
+        spec = ImageJobSpec(
+            sku=row.sku, image_url=row.image_url, sha256=row.sha256, theme=row.theme or theme
+        )
+        try:
+            result = process_one(spec, rerender=rerender)
+        except Exception as exc:  # noqa: BLE001  (one bad row must not stop the backfill)
+            logger.warning("row %s failed before its job existed: %s", row.sku, exc)
+            outcomes["FAILED"] += 1
+            continue
+        outcomes[result.status] += 1
+    return outcomes
+
+
+def outcomes_for(rows: list[BackfillRow], theme: str, since: datetime) -> Counter[str]:
+    """Status of each row's job touched since ``since`` (``PENDING`` when not yet finished)."""
+    url = get_settings().database_url
+    outcomes: Counter[str] = Counter()
+    with session_scope(url) as session:
+        for row in rows:
+            query = select(Job).where(Job.sku == row.sku, Job.theme == (row.theme or theme))
+            if row.sha256:
+                query = query.where(Job.sha256 == row.sha256.lower())
+            else:
+                query = query.where(Job.source_url == row.image_url)
+            job = session.exec(query.order_by(col(Job.updated_at).desc())).first()
+            done = job is not None and job.finished_at is not None and job.finished_at >= since
+            outcomes[job.status if done and job else "PENDING"] += 1
+    return outcomes
+
+
+def _run_chunks(
+    chunks: list[list[BackfillRow]], theme: str, rerender: bool, max_parallel: int
+) -> None:
+    """Start one child run per chunk, at most ``max_parallel`` at once; wait for all."""
+    from prefect import get_client
+
+    pending = list(chunks)
+    running: list[uuid.UUID] = []
+    while pending or running:
+        while pending and len(running) < max_parallel:
+            rows = pending.pop(0)
+            params = {"chunk": [r.model_dump() for r in rows], "theme": theme, "rerender": rerender}
+            run = run_deployment(BACKFILL_DEPLOYMENT, parameters=params, timeout=0, as_subflow=True)
+            running.append(run.id)  # type: ignore[union-attr]
+        time.sleep(2)
+        with get_client(sync_client=True) as client:
+            finished = [rid for rid in running if _is_final(client.read_flow_run(rid).state)]
+        for rid in finished:
+            running.remove(rid)
+
+
+def _is_final(state: State | None) -> bool:
+    return state is not None and state.is_final()
+
+
+@flow(
+    name="backfill",
+    flow_run_name="backfill-{theme}",
+    task_runner=ThreadPoolTaskRunner(max_workers=4),  # type: ignore[arg-type]
+)
+def backfill(
+    rows: list[BackfillRow] | None = None,
+    theme: str = "default",
+    all_images: bool = False,
+    rerender: bool = False,
+    chunk: list[BackfillRow] | None = None,
+    chunk_size: int = 10,
+    max_parallel: int = 2,
+) -> dict[str, int]:
+    """Process many images: plan chunks, or process one chunk in this process.
+
+    Args:
+        rows: images to process (sku, image_url, optional sha256 and theme).
+        theme: theme for rows without one.
+        all_images: re-render every source image the job table knows, in ``theme``.
+        rerender: redo backgrounds, composites and derivatives (cutouts are reused).
+        chunk: internal: the rows this run processes itself.
+        chunk_size: images per flow run.
+        max_parallel: chunk runs in flight at once.
+    """
+    if chunk is not None:
+        outcomes = _process_chunk(chunk, theme, rerender)
+        return {"images": len(chunk), **outcomes}
+    started = datetime.now(UTC)
+    planned = list(rows or []) + (known_images() if all_images else [])
+    rerender = rerender or all_images
+    size = max(1, min(chunk_size, 200))
+    chunks = [planned[i : i + size] for i in range(0, len(planned), size)]
+    if len(chunks) <= 1 or deployment.get_id() is None:
+        # One chunk (or no deployment to fan out to): processing here is cheapest.
+        _process_chunk(planned, theme, rerender)
+    else:
+        _run_chunks(chunks, theme, rerender, max(1, max_parallel))
+    outcomes = outcomes_for(planned, theme, started)
+    get_run_logger().info("backfill of %d images: %s", len(planned), dict(outcomes))
+    return {"images": len(planned), **outcomes}
