@@ -149,6 +149,17 @@ def db_upgrade() -> None:
     out.print(f"database {redact_url(settings.database_url)} at revision {revision}")
 
 
+def _register_stack_commands() -> None:
+    from deployments import stack_commands
+
+    app.command("up")(stack_commands.up)
+    app.command("demo")(stack_commands.demo)
+    app.command("backfill")(stack_commands.backfill)
+
+
+_register_stack_commands()
+
+
 def main() -> None:
     """Console-script entry point."""
     try:

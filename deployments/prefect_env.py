@@ -15,7 +15,7 @@ import httpx
 
 from core.settings import Settings
 
-__all__ = ["PrefectApi", "apply_prefect_defaults", "locate_api"]
+__all__ = ["PrefectApi", "apply_prefect_defaults", "locate_api", "locate_api_url"]
 
 
 _ONE_RUN_SERVER_OFF = (
@@ -86,6 +86,14 @@ class PrefectApi:
         APILogWorker.drain_all(timeout=10)
         EventsWorker.drain_all(timeout=10)
         self._server.stop()  # type: ignore[attr-defined]
+
+
+def locate_api_url(settings: Settings) -> str | None:
+    """The API of a running server (configured or embedded), or None when there is none."""
+    if settings.prefect_api_url:
+        return settings.prefect_api_url
+    embedded = f"http://127.0.0.1:{settings.prefect_port}/api"
+    return embedded if _healthy(embedded, timeout=0.5) else None
 
 
 def locate_api(settings: Settings) -> PrefectApi:

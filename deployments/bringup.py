@@ -1,0 +1,107 @@
+"""Idempotent bring-up of a Prefect server: work pool, deployments, limits, automations.
+
+Safe to run at every start, against the embedded server or a production one.
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+__all__ = ["ROOT", "bring_up", "deploy_all", "ensure_work_pool", "ensure_zombie_automation"]
+
+ROOT = Path(__file__).resolve().parents[1]
+WORK_POOL = "local"
+ZOMBIE_AUTOMATION = "packshot-crash-zombie-flows"
+log = logging.getLogger("packshot.bringup")
+
+
+def ensure_work_pool(name: str = WORK_POOL) -> None:
+    """Create the process work pool unless it exists."""
+    from prefect import get_client
+    from prefect.client.schemas.actions import WorkPoolCreate
+    from prefect.exceptions import ObjectNotFound
+
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_work_pool(name)
+        except ObjectNotFound:
+            client.create_work_pool(WorkPoolCreate(name=name, type="process"))
+            log.info("created work pool %s", name)
+
+
+def deploy_all(env: dict[str, str]) -> None:
+    """``prefect --no-prompt deploy --all`` from the repository root (prefect.yaml)."""
+    prefect = str(Path(sys.executable).with_name("prefect"))
+    result = subprocess.run(
+        [prefect, "--no-prompt", "deploy", "--all"],
+        cwd=ROOT,
+        env={**env, "PWD": str(ROOT)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        tail = (result.stdout + result.stderr).strip().splitlines()[-15:]
+        raise RuntimeError("prefect deploy failed:\n" + "\n".join(tail))
+
+
+def ensure_zombie_automation(within: timedelta = timedelta(seconds=600)) -> None:
+    """Mark flow runs whose machine died as Crashed once their heartbeats stop."""
+    from prefect.automations import Automation
+    from prefect.client.schemas.objects import StateType
+    from prefect.events.actions import ChangeFlowRunState
+    from prefect.events.schemas.automations import EventTrigger, Posture
+    from prefect.events.schemas.events import ResourceSpecification
+
+    try:
+        Automation.read(name=ZOMBIE_AUTOMATION)  # type: ignore[unused-coroutine]
+        return
+    except ValueError:
+        pass
+    Automation(
+        name=ZOMBIE_AUTOMATION,
+        trigger=EventTrigger(
+            after={"prefect.flow-run.heartbeat"},
+            expect={
+                "prefect.flow-run.heartbeat",
+                "prefect.flow-run.Completed",
+                "prefect.flow-run.Failed",
+                "prefect.flow-run.Cancelled",
+                "prefect.flow-run.Crashed",
+            },
+            match=ResourceSpecification({"prefect.resource.id": ["prefect.flow-run.*"]}),
+            for_each={"prefect.resource.id"},
+            posture=Posture.Proactive,
+            threshold=1,
+            within=within,
+        ),
+        actions=[ChangeFlowRunState(state=StateType.CRASHED, message="no heartbeat")],
+    ).create()
+    log.info("created automation %s", ZOMBIE_AUTOMATION)
+
+
+def _ensure_provider_limits() -> None:
+    """Concurrency limits of paid APIs, created by their modules when present."""
+    import importlib
+
+    for module, function in (
+        ("tasks._limits", "ensure_limits"),
+        ("tasks._shopify_limits", "ensure_shopify_limits"),
+    ):
+        try:
+            ensure = getattr(importlib.import_module(module), function)
+        except (ImportError, AttributeError):
+            continue
+        ensure()
+
+
+def bring_up(env: dict[str, str]) -> None:
+    """Everything a fresh or existing Prefect server needs before workers start."""
+    ensure_work_pool()
+    deploy_all(env)
+    _ensure_provider_limits()
+    ensure_zombie_automation()

@@ -1,0 +1,160 @@
+"""``packshot up``, ``packshot demo`` and ``packshot backfill``: the commands that run the stack."""
+
+from __future__ import annotations
+
+import signal
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.panel import Panel
+
+from core.logging import configure_logging
+from core.settings import Settings, get_settings
+from deployments import demo as d
+from deployments.stack import Stack
+
+__all__ = ["backfill", "demo", "up"]
+
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+
+def _warn_unsigned(settings: Settings) -> None:
+    if settings.webhook_secret is None:
+        err.print(
+            Panel(
+                "PACKSHOT_WEBHOOK_SECRET is not set: the webhook accepts UNSIGNED deliveries.\n"
+                "Anyone who can reach it can start jobs. Set a secret shared with 3JMS.",
+                title="warning",
+                style="bold red",
+            )
+        )
+
+
+def _start(settings: Settings, extra_env: dict[str, str] | None = None) -> Stack:
+    stack = Stack(settings, extra_env=extra_env)
+
+    def _stop(signum: int, frame: object) -> None:
+        stack.request_stop()
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _stop)
+    stack.start()
+    return stack
+
+
+def _where(stack: Stack) -> None:
+    s = get_settings()
+    out.print(
+        f"Prefect UI  {stack.ui_url}\n"
+        f"webhook     {stack.webhook_url}/api/webhooks/3jms/images\n"
+        f"dashboard   {stack.dashboard_url}\n"
+        f"store       {s.store_url}\n"
+        f"database    {s.database_url.split('@')[-1]}"
+    )
+
+
+def up() -> None:
+    """The embedded stack: Prefect server, worker, webhook and dashboard; Ctrl-C stops all."""
+    configure_logging()
+    settings = get_settings()
+    _warn_unsigned(settings)
+    stack = None
+    code = 0
+    try:
+        stack = _start(settings)
+        _where(stack)
+        out.print("[green]running[/green] — Ctrl-C stops everything")
+        code = stack.supervise()
+    except KeyboardInterrupt:
+        out.print("stopping…")
+    finally:
+        if stack is not None:
+            stack.stop()
+    raise typer.Exit(code)
+
+
+def demo(
+    exit_when_done: Annotated[bool, typer.Option("--exit", help="Stop when all are done.")] = False,
+) -> None:
+    """`up`, then signed webhooks for the bundled sample photos; shows progress and a summary."""
+    import httpx
+
+    configure_logging()
+    settings = get_settings()
+    secret = (
+        settings.webhook_secret.get_secret_value() if settings.webhook_secret else d.new_secret()
+    )
+    cdn, cdn_url = d.serve_folder(d.SAMPLES)
+    extra = {"PACKSHOT_ALLOW_PRIVATE_SOURCES": "true", "PACKSHOT_WEBHOOK_SECRET": secret}
+    stack = None
+    code = 0
+    try:
+        stack = _start(settings, extra)
+        deliveries = d.samples()
+        d.prepare(deliveries, cdn_url)
+        duplicate = d.Delivery(sku=deliveries[0].sku, file=deliveries[0].file)
+        d.prepare([duplicate], cdn_url)
+        with httpx.Client(timeout=10) as client:
+            for delivery in [*deliveries, duplicate]:
+                d.post_delivery(client, stack.webhook_url, secret, delivery)
+            d.watch(client, stack.webhook_url, deliveries, out)
+        code = _report(deliveries, duplicate, stack)
+        if not exit_when_done:
+            out.print("[green]still running[/green] — Ctrl-C stops everything")
+            stack.supervise()
+    except KeyboardInterrupt:
+        out.print("stopping…")
+    finally:
+        cdn.shutdown()
+        if stack is not None:
+            stack.stop()
+    raise typer.Exit(code)
+
+
+def _report(deliveries: list[d.Delivery], duplicate: d.Delivery, stack: Stack) -> int:
+    out.print(d.summary_table(deliveries))
+    runs = d.flow_runs_for_job(duplicate.job_id)
+    out.print(
+        f"duplicate delivery for {duplicate.sku}: HTTP {duplicate.answer}, "
+        f"same job {duplicate.job_id}; flow runs for it in Prefect: {runs}"
+    )
+    _where(stack)
+    done = all(x.view.get("status") == "DONE" for x in deliveries)
+    out.print("[green]all DONE[/green]" if done else "[red]not all DONE[/red]")
+    return 0 if done and runs == 1 else 1
+
+
+def backfill(
+    csv_file: Annotated[
+        Path | None, typer.Option("--csv", help="CSV: sku,image_url[,sha256][,theme].")
+    ] = None,
+    theme: Annotated[
+        str, typer.Option(help="Theme for rows without one / to re-render.")
+    ] = "default",
+    all_images: Annotated[
+        bool, typer.Option("--all", help="Every known source image, re-rendered.")
+    ] = False,
+    chunk_size: Annotated[int, typer.Option(help="Images per flow run.")] = 10,
+    yes: Annotated[bool, typer.Option("--yes", help="Skip the cost confirmation.")] = False,
+) -> None:
+    """Process many images through the `backfill/default` deployment, with a progress bar."""
+    from deployments.backfill_cli import run_backfill
+
+    configure_logging()
+    if (csv_file is None) == (not all_images):
+        err.print("[red]error:[/red] give --csv FILE or --theme T --all")
+        raise typer.Exit(2)
+    code = run_backfill(
+        get_settings(),
+        csv_file=csv_file,
+        theme=theme,
+        all_images=all_images,
+        chunk_size=chunk_size,
+        assume_yes=yes,
+        console=out,
+    )
+    sys.exit(code)
