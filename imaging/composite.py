@@ -177,7 +177,7 @@ def _resample(
 
 def _shadow(
     alpha: Image.Image, position: tuple[int, int], shadow: Shadow, canvas: int
-) -> tuple[Image.Image, tuple[int, int]]:
+) -> tuple[Image.Image | None, tuple[int, int]]:
     """Blurred, faded, shifted alpha, clipped to the canvas, and where it goes."""
     factor = canvas / shadow.reference_size
     sigma = shadow.blur * factor
@@ -198,6 +198,8 @@ def _shadow(
     x = position[0] - pad + round(shadow.offset[0] * factor)
     y = position[1] - pad + round(shadow.offset[1] * factor)
     visible = _snap_out(x, y, x + width, y + height, canvas)
+    if visible[2] <= visible[0] or visible[3] <= visible[1]:
+        return None, (0, 0)  # shifted off the canvas entirely
     mask = mask.crop((visible[0] - x, visible[1] - y, visible[2] - x, visible[3] - y))
     return mask, visible[:2]
 

@@ -91,6 +91,19 @@ def test_shadow_scales_with_the_canvas():
     assert np.allclose(offset_large, 2 * offset_small, atol=3)
 
 
+def test_place_clips_to_the_canvas():
+    placement = place(bottle(), CANVAS, fill=1.0)  # the soft edge spills over
+    assert placement.position[1] == 0
+    assert placement.cutout.height == CANVAS
+    assert placement.shadow is not None
+    x, y = placement.shadow_position
+    assert x >= 0 and y >= 0
+    assert x + placement.shadow.width <= CANVAS and y + placement.shadow.height <= CANVAS
+    composite(Image.new("RGB", (CANVAS, CANVAS)), placement)
+    gone = place(bottle(), CANVAS, shadow=Shadow(offset=(5000.0, 0.0)))
+    assert gone.shadow is None
+
+
 def test_composite_paints_the_product_over_the_background():
     placement = place(bottle(), CANVAS, shadow=None)
     background = Image.new("RGB", (CANVAS, CANVAS), (20, 60, 200))
