@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import io
 import struct
+import subprocess
+import sys
 import time
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -471,3 +474,27 @@ def test_encode_quality_changes_size():
 def test_encode_rejects_bad_arguments(mode, fmt, options):
     with pytest.raises(ValueError):
         encode(Image.new(mode, (8, 8)), fmt, **options)
+
+
+@pytest.mark.slow
+def test_decode_of_a_48_mp_jpeg_stays_well_under_a_gigabyte(tmp_path):
+    exif = Image.Exif()
+    exif[0x0112] = 6  # the worst case: a rotated copy on top of the decoded pixels
+    source = Image.linear_gradient("L").resize((8000, 6000)).convert("RGB")
+    path = tmp_path / "big.jpg"
+    source.save(path, quality=85, exif=exif)
+    del source
+    script = (
+        "import resource, sys; from pathlib import Path; from imaging.codec import decode; "
+        "image = decode(Path(sys.argv[1]).read_bytes()); assert image.size == (6000, 8000); "
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)"
+    )
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=root,
+    )
+    assert int(done.stdout) < 700, done.stdout  # MB, whole process
