@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -443,6 +444,15 @@ def test_encode_writes_no_metadata_and_leaves_the_input_alone():
         assert "exif" not in reread.info, fmt
     assert source.info == before
     assert not hasattr(source, "encoderinfo")
+
+
+def test_concurrent_encodes_of_one_image_match_serial_ones():
+    source = noisy((96, 96))
+    jobs = [("jpeg", 90), ("webp", 60), ("avif", 40), ("png", None)] * 4
+    serial = [encode(source, fmt, quality=q) for fmt, q in jobs]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        parallel = list(pool.map(lambda job: encode(source, job[0], quality=job[1]), jobs))
+    assert parallel == serial
 
 
 def test_encode_jpeg_is_progressive_by_default():
