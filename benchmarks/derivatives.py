@@ -9,7 +9,9 @@ interleaved rounds, times:
   beforehand, straight through Pillow with the same settings (the definition of
   ``shared/tools/bench/encode_floor.py``): what any implementation with these codecs pays.
 
-Target: ratio <= 1.3 (docs/performance.md; sharp 1.2-1.3, careful Pillow 1.4-1.6).
+``ratio`` = median derive CPU / floor (sum of the per-encode medians); ``pair_ratio_median``
+= median over rounds of derive / that round's floor, steadier when other work shares the
+cores. Target: ratio <= 1.3 (docs/performance.md; sharp 1.2-1.3, careful Pillow 1.4-1.6).
 
     .venv/bin/python benchmarks/derivatives.py [--repeat 7] [--master 1600] [--workers 2]
 """
