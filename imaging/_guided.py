@@ -32,20 +32,25 @@ def guided_refine(guide: Image.Image, alpha: np.ndarray, *, radius: float) -> np
     h, w = alpha.shape
     scale = min(1.0, _GUIDE_SIDE / max(w, h))
     low = (max(1, round(w * scale)), max(1, round(h * scale)))
-    low_guide = _guide_planes(guide, low)
+    # Shrink a big photo once; the coefficient grid is then taken from the working copy.
+    work_guide = _resized(guide, (w, h))
+    low_guide = _guide_planes(_resized(work_guide, low))
     coef = _guided_coefficients(low_guide, resize_map(alpha, low), max(1, round(radius * scale)))
     if low == (w, h):
-        planes = low_guide
-    else:
-        coef = np.stack([resize_map(c, (w, h)) for c in coef])
-        planes = _guide_planes(guide, (w, h))
-    return coef[3] + (coef[:3] * planes).sum(axis=0)
+        return coef[3] + (coef[:3] * low_guide).sum(axis=0)
+    coef = np.stack([resize_map(c, (w, h)) for c in coef])
+    return coef[3] + (coef[:3] * _guide_planes(work_guide)).sum(axis=0)
 
 
-def _guide_planes(guide: Image.Image, size: tuple[int, int]) -> np.ndarray:
-    """The guide as (3, h, w) float32 centred on 0, resized to ``size``."""
-    small = guide if guide.size == size else guide.resize(size, _BILINEAR, reducing_gap=2.0)
-    rgb = small if small.mode == "RGB" else small.convert("RGB")
+def _resized(image: Image.Image, size: tuple[int, int]) -> Image.Image:
+    if image.size == size:
+        return image
+    return image.resize(size, _BILINEAR, reducing_gap=1.5)
+
+
+def _guide_planes(guide: Image.Image) -> np.ndarray:
+    """The guide as (3, h, w) float32 centred on 0."""
+    rgb = guide if guide.mode == "RGB" else guide.convert("RGB")
     return np.asarray(rgb, dtype=np.float32).transpose(2, 0, 1) / 255.0 - 0.5
 
 
