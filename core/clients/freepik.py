@@ -1,0 +1,392 @@
+"""Thin Freepik (Magnific) API client over an injected ``httpx.Client`` (external-apis.md §2).
+
+The ``httpx.Client`` carries the base URL and timeouts (:func:`new_http_client`); the key is
+added per request, to API paths only, never to result downloads on other hosts. Failures
+become the pipeline's error tree here:
+
+- 429 → :class:`ProviderRateLimited` (``retry_after`` from ``Retry-After`` when sent);
+- 5xx, timeouts, network errors → :class:`ProviderUnavailable`;
+- 400 / 422 → :class:`ProviderRejected` naming the ``invalid_params`` (``name`` or ``field``);
+- 401 / 402 / 403 → :class:`ConfigurationError` (key, credits, plan), never retried;
+- 404 and other 4xx → :class:`ProviderRejected`;
+- a 2xx body that is not JSON → :class:`ProviderUnavailable`: a truncated body or a gateway's
+  HTML page is what a flaky path produces, and a later call usually gets clean JSON. JSON
+  without the documented fields → :class:`ProviderRejected`: the contract changed, and
+  repeating the call (and paying again) cannot fix that.
+
+Retryable failures are repeated here a bounded number of times (exponential backoff with
+jitter, ``Retry-After`` honoured up to a cap), so a fallback segmenter acts only after them.
+Requests that may already have done paid work (a POST whose answer timed out) are not
+repeated here; the step's declared retries decide. Every request first passes the gate
+installed with :func:`request_gate` (cross-worker rate limits), if any.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import random
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from pydantic import SecretStr
+
+from core.errors import (
+    ConfigurationError,
+    PipelineError,
+    ProviderRateLimited,
+    ProviderRejected,
+    ProviderUnavailable,
+)
+from core.urls import redact_url
+
+__all__ = [
+    "Downloaded",
+    "FreepikClient",
+    "MysticTask",
+    "RemovedBackground",
+    "invalid_params",
+    "new_http_client",
+    "parse_retry_after",
+    "request_gate",
+]
+
+REMOVE_BACKGROUND_PATH = "/v1/ai/beta/remove-background"
+MYSTIC_PATH = "/v1/ai/mystic"
+
+_CONFIG_ERRORS = {
+    401: "Freepik rejected the API key (HTTP 401): check PACKSHOT_FREEPIK_API_KEY "
+    "and PACKSHOT_FREEPIK_AUTH_HEADER",
+    402: "Freepik refused the call: no credits left on the account (HTTP 402)",
+    403: "Freepik refused the call for this API key's plan (HTTP 403)",
+}
+
+_gate: ContextVar[Callable[[], None] | None] = ContextVar("freepik_request_gate", default=None)
+
+
+@contextmanager
+def request_gate(gate: Callable[[], None]) -> Iterator[None]:
+    """Call ``gate()`` before every Freepik request made in this context (this thread).
+
+    The tasks layer uses it to take Prefect rate-limit slots without ``core`` knowing Prefect.
+    """
+    token = _gate.set(gate)
+    try:
+        yield
+    finally:
+        _gate.reset(token)
+
+
+def new_http_client(
+    base_url: str, *, connect_timeout_s: float, read_timeout_s: float
+) -> httpx.Client:
+    """The ``httpx.Client`` a :class:`FreepikClient` is built on: base URL and timeouts."""
+    timeout = httpx.Timeout(read_timeout_s, connect=connect_timeout_s)
+    return httpx.Client(
+        base_url=base_url.rstrip("/"), timeout=timeout, headers={"user-agent": "packshot"}
+    )
+
+
+@dataclass(frozen=True)
+class RemovedBackground:
+    """The remove-background answer: result URLs (valid 5 minutes) and requests made."""
+
+    high_resolution: str
+    preview: str | None
+    original: str | None
+    url: str | None
+    attempts: int
+
+
+@dataclass(frozen=True)
+class MysticTask:
+    """A Mystic task as the submit or the poll answer describes it (either shape)."""
+
+    task_id: str
+    status: str
+    generated: tuple[str, ...]
+    error: str | None
+    attempts: int
+
+
+@dataclass(frozen=True)
+class Downloaded:
+    """A downloaded result file."""
+
+    data: bytes
+    content_type: str | None
+    attempts: int
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta seconds or an HTTP date).
+
+    >>> parse_retry_after("7")
+    7.0
+    >>> parse_retry_after("soon") is None
+    True
+    """
+    if not value or not value.strip():
+        return None
+    text = value.strip()
+    try:
+        return max(0.0, float(text))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return None
+    current = time.time() if now is None else now
+    return max(0.0, when.timestamp() - current)
+
+
+def invalid_params(body: object) -> list[str]:
+    """``"param (reason)"`` for every ``invalid_params`` entry, keyed ``name`` or ``field``."""
+    entries = body.get("invalid_params") if isinstance(body, dict) else None
+    if not isinstance(entries, list):
+        return []
+    found: list[str] = []
+    for entry in entries:
+        if not isinstance(entry, dict):
+            continue
+        param = entry.get("name") or entry.get("field") or "?"
+        reason = entry.get("reason") or entry.get("message")
+        found.append(f"{param} ({reason})" if reason else str(param))
+    return found
+
+
+class FreepikClient:
+    """Calls of the two Freepik endpoints the pipeline uses, plus result downloads.
+
+    Args:
+        http: client with the base URL and timeouts set (see :func:`new_http_client`).
+        api_key: the key; sent only to the API's own host.
+        auth_header: header carrying it (``x-freepik-api-key`` or ``x-magnific-api-key``).
+        max_retries: in-client repeats of a retryable failure.
+        backoff_s: first repeat delay; doubles per repeat, with ±50 % jitter.
+        max_retry_after_s: longest ``Retry-After`` waited here; a longer one is raised.
+        sleep: how to wait (tests pass a recorder).
+    """
+
+    def __init__(
+        self,
+        http: httpx.Client,
+        *,
+        api_key: SecretStr,
+        auth_header: str = "x-freepik-api-key",
+        max_retries: int = 2,
+        backoff_s: float = 1.0,
+        max_retry_after_s: float = 30.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.http = http
+        self._key = api_key
+        self.auth_header = auth_header
+        self.max_retries = max_retries
+        self.backoff_s = backoff_s
+        self.max_retry_after_s = max_retry_after_s
+        self._sleep = sleep
+
+    def __repr__(self) -> str:
+        return f"FreepikClient(base_url={str(self.http.base_url)!r})"
+
+    def remove_background(self, image_url: str) -> RemovedBackground:
+        """``POST /v1/ai/beta/remove-background`` with the ``image_url`` form field."""
+        response, attempts = self._call(
+            "POST", REMOVE_BACKGROUND_PATH, data={"image_url": image_url}
+        )
+        body = _json(response, "remove-background")
+        high = body.get("high_resolution") or body.get("url")
+        if not isinstance(high, str) or not high.startswith(("http://", "https://")):
+            raise ProviderRejected("Freepik remove-background answered without a result URL")
+        return RemovedBackground(
+            high_resolution=high,
+            preview=_text(body, "preview"),
+            original=_text(body, "original"),
+            url=_text(body, "url"),
+            attempts=attempts,
+        )
+
+    def create_mystic_task(self, payload: dict[str, object]) -> MysticTask:
+        """``POST /v1/ai/mystic`` with a JSON body; returns the task as created."""
+        response, attempts = self._call("POST", MYSTIC_PATH, json=payload)
+        return _mystic_task(_json(response, "mystic"), attempts)
+
+    def mystic_task(self, task_id: str) -> MysticTask:
+        """``GET /v1/ai/mystic/{task_id}``: the task's status and, once done, its images."""
+        response, attempts = self._call("GET", f"{MYSTIC_PATH}/{task_id}")
+        return _mystic_task(_json(response, "mystic status"), attempts)
+
+    def download(self, url: str, *, max_bytes: int) -> Downloaded:
+        """Fetch a result file at once (its URL expires); no API key is sent.
+
+        Raises:
+            ProviderUnavailable: 403/404/410 (the URL expired), 5xx, network errors.
+            ProviderRejected: the file is larger than ``max_bytes``.
+        """
+        response, attempts = self._call("GET", url, download=True)
+        data = response.content
+        if len(data) > max_bytes:
+            raise ProviderRejected(f"Freepik result is {len(data):,} bytes; limit {max_bytes:,}")
+        return Downloaded(
+            data=data, content_type=response.headers.get("content-type"), attempts=attempts
+        )
+
+    # --- one call with bounded retries ---------------------------------------------------------
+
+    def _call(
+        self, method: str, url: str, *, download: bool = False, **kwargs: Any
+    ) -> tuple[httpx.Response, int]:
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return self._send(method, url, download=download, **kwargs), attempt
+            except ProviderRateLimited as exc:
+                wait = exc.retry_after
+                if wait is not None and wait > self.max_retry_after_s:
+                    raise
+                if attempt > self.max_retries:
+                    raise
+                self._sleep(wait if wait is not None else self._backoff(attempt))
+            except _Repeatable as exc:
+                if attempt > self.max_retries:
+                    raise exc.error from exc.__cause__
+                self._sleep(self._backoff(attempt))
+
+    def _backoff(self, attempt: int) -> float:
+        return self.backoff_s * 2 ** (attempt - 1) * random.uniform(0.5, 1.5)
+
+    def _send(self, method: str, url: str, *, download: bool, **kwargs: Any) -> httpx.Response:
+        gate = _gate.get()
+        if gate is not None:
+            gate()
+        headers = {} if download else {self.auth_header: self._key.get_secret_value()}
+        shown = redact_url(url) if download else url
+        try:
+            response = self.http.request(
+                method, url, headers=headers, follow_redirects=download, **kwargs
+            )
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            # The request never reached Freepik: always safe to repeat.
+            raise _Repeatable(
+                ProviderUnavailable(f"cannot reach Freepik ({shown}): {exc!r}")
+            ) from exc
+        except httpx.TimeoutException as exc:
+            error = ProviderUnavailable(f"Freepik did not answer in time ({method} {shown})")
+            if method == "GET":
+                raise _Repeatable(error) from exc
+            raise error from exc
+        except httpx.TransportError as exc:
+            error = ProviderUnavailable(f"network error talking to Freepik ({shown}): {exc!r}")
+            if method == "GET":
+                raise _Repeatable(error) from exc
+            raise error from exc
+        if response.is_success:
+            return response
+        raise self._status_error(response, method, shown, download)
+
+    def _status_error(
+        self, response: httpx.Response, method: str, shown: str, download: bool
+    ) -> Exception:
+        status = response.status_code
+        if download and status in (401, 403, 404, 410):
+            return ProviderUnavailable(
+                f"Freepik result URL is gone (HTTP {status}): it expired before the download "
+                f"({shown}); the call will be made again"
+            )
+        if status == 429:
+            retry_after = parse_retry_after(response.headers.get("retry-after"))
+            hint = f", retry after {retry_after:g} s" if retry_after is not None else ""
+            return ProviderRateLimited(f"Freepik rate limit hit (HTTP 429{hint})", retry_after)
+        if status >= 500 or status == 408:
+            message = self._scrub(_message(response))
+            return _Repeatable(
+                ProviderUnavailable(
+                    f"Freepik unavailable (HTTP {status}) on {method} {shown}: {message}"
+                )
+            )
+        if status in _CONFIG_ERRORS and not download:
+            return ConfigurationError(_CONFIG_ERRORS[status])
+        body = _maybe_json(response)
+        params = invalid_params(body)
+        detail = f"; invalid: {', '.join(params)}" if params else ""
+        message = self._scrub(_message(response))
+        return ProviderRejected(
+            f"Freepik rejected {method} {shown} (HTTP {status}): {message}{detail}"
+        )
+
+    def _scrub(self, text: str) -> str:
+        """Never echo the key, even if an error body quotes it."""
+        secret = self._key.get_secret_value()
+        return text.replace(secret, "***") if secret else text
+
+
+class _Repeatable(Exception):
+    """Carries a retryable error out of one attempt; ``_call`` raises the error itself."""
+
+    def __init__(self, error: PipelineError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _maybe_json(response: httpx.Response) -> object:
+    try:
+        return response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+
+
+def _json(response: httpx.Response, what: str) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ProviderUnavailable(
+            f"Freepik {what} answered HTTP {response.status_code} with a body that is not JSON"
+        ) from exc
+    if not isinstance(body, dict):
+        raise ProviderRejected(f"Freepik {what} answered JSON that is not an object")
+    return body
+
+
+def _text(body: dict[str, Any], name: str) -> str | None:
+    value = body.get(name)
+    return value if isinstance(value, str) else None
+
+
+def _message(response: httpx.Response) -> str:
+    body = _maybe_json(response)
+    if isinstance(body, dict) and isinstance(body.get("message"), str):
+        return str(body["message"])[:300]
+    return (response.reason_phrase or "no message")[:300]
+
+
+def _mystic_task(body: dict[str, Any], attempts: int) -> MysticTask:
+    """Accept ``{"data": {...}}`` and the bare object; ``status`` or ``task_status``."""
+    data = body.get("data", body)
+    if not isinstance(data, dict):
+        raise ProviderRejected("Freepik Mystic answered without a task object")
+    task_id = data.get("task_id")
+    status = data.get("status") or data.get("task_status")
+    if not isinstance(task_id, str) or not task_id or not isinstance(status, str):
+        raise ProviderRejected("Freepik Mystic answered without task_id/status")
+    generated = data.get("generated") or []
+    urls = tuple(
+        item if isinstance(item, str) else str(item.get("url", ""))
+        for item in generated
+        if isinstance(item, str | dict)
+    )
+    error = data.get("error")
+    return MysticTask(
+        task_id=task_id,
+        status=status.upper(),
+        generated=tuple(u for u in urls if u),
+        error=str(error)[:300] if error else None,
+        attempts=attempts,
+    )
