@@ -8,6 +8,7 @@ sha256. Sizes and times are numbers: bytes, milliseconds, USD.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -66,6 +67,9 @@ class ManifestStep(_Camel):
     cost_usd: float
     provider: str | None
     attempts: int
+    details: dict[str, object] | None = Field(
+        None, description="what the step reported: model, fallback reason, per-variant providers"
+    )
 
 
 class ManifestMetadata(_Camel):
@@ -122,8 +126,12 @@ def build_manifest(
         AssetKind.BACKGROUND: _provider(steps, "generate_backgrounds"),
     }
     by_kind: dict[str, list[ManifestFile]] = {kind: [] for kind in AssetKind}
+    per_variant = _background_providers(steps)
     for asset in sorted(assets, key=lambda a: (a.variant or 0, a.key)):
-        by_kind[asset.kind].append(_file(asset, {k.value: v for k, v in providers.items() if v}))
+        entry = _file(asset, {k.value: v for k, v in providers.items() if v})
+        if asset.kind == AssetKind.BACKGROUND and asset.variant in per_variant:
+            entry = entry.model_copy(update={"provider": per_variant[asset.variant]})
+        by_kind[asset.kind].append(entry)
     original = by_kind[AssetKind.ORIGINAL][:1]
     group = ManifestAssets(
         original=ManifestOriginal(url=redact_url(source_url), **original[0].model_dump())
@@ -160,6 +168,27 @@ def _provider(steps: Sequence[JobStep], step: str) -> str | None:
     return next((row.provider for row in steps if row.step == step and row.provider), None)
 
 
+def _details(row: JobStep) -> dict[str, object] | None:
+    try:
+        details = json.loads(row.details) if row.details else None
+    except json.JSONDecodeError:
+        return None
+    return details if isinstance(details, dict) else None
+
+
+def _background_providers(steps: Sequence[JobStep]) -> dict[int, str]:
+    """Variant → provider, when the background step rendered variants with different ones."""
+    row = next((r for r in steps if r.step == "generate_backgrounds"), None)
+    by_variant = (_details(row) or {}).get("by_variant") if row is not None else None
+    if not isinstance(by_variant, dict):
+        return {}
+    return {
+        int(n): str(entry["provider"])
+        for n, entry in by_variant.items()
+        if str(n).isdigit() and isinstance(entry, dict) and entry.get("provider")
+    }
+
+
 def _step(row: JobStep) -> ManifestStep:
     return ManifestStep(
         step=row.step,
@@ -169,4 +198,5 @@ def _step(row: JobStep) -> ManifestStep:
         cost_usd=row.cost_usd,
         provider=row.provider,
         attempts=row.attempts,
+        details=_details(row),
     )

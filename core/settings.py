@@ -47,6 +47,52 @@ class Settings(BaseSettings):
     freepik_api_key: SecretStr | None = Field(None, description="Freepik (Magnific) API key.")
     freepik_base_url: str = Field("https://api.freepik.com", description="Freepik API base URL.")
     freepik_auth_header: str = Field("x-freepik-api-key", description="Header carrying the key.")
+    freepik_connect_timeout_s: float = Field(5.0, gt=0, description="Seconds to connect.")
+    freepik_read_timeout_s: float = Field(
+        90.0, gt=0, description="Seconds to wait for an answer (remove-background is synchronous)."
+    )
+    freepik_max_retries: int = Field(
+        2, ge=0, le=10, description="In-client retries of 429/5xx/network errors per call."
+    )
+    freepik_retry_backoff_s: float = Field(
+        1.0, ge=0, le=60, description="First in-client retry delay; doubles, with jitter."
+    )
+    freepik_max_retry_after_s: float = Field(
+        30.0, ge=0, le=600, description="Longest Retry-After honoured in-client; longer fails now."
+    )
+    freepik_poll_interval_s: float = Field(
+        2.0, ge=0, le=60, description="First wait between Mystic status polls."
+    )
+    freepik_poll_max_interval_s: float = Field(
+        5.0, ge=0, le=60, description="Longest wait between Mystic status polls."
+    )
+    freepik_mystic_deadline_s: float = Field(
+        300.0, gt=0, le=3600, description="Give up on a Mystic task after this many seconds."
+    )
+    freepik_max_download_bytes: int = Field(
+        100_000_000, gt=0, description="Largest result image downloaded from Freepik."
+    )
+    freepik_rate_burst: int = Field(
+        50, ge=1, le=1000, description="Burst of requests, all workers (GCL freepik-rate)."
+    )
+    freepik_rate_per_second: float = Field(
+        9.0, gt=0, le=100, description="Sustained requests per second, all workers (freepik-rate)."
+    )
+    freepik_inflight: int = Field(
+        8, ge=1, le=256, description="Freepik calls in flight, all workers (GCL freepik-inflight)."
+    )
+    freepik_limit_wait_s: float = Field(
+        300.0, gt=0, le=3600, description="Longest wait for a Freepik concurrency/rate slot."
+    )
+    price_remove_background_usd: float = Field(
+        0.12, ge=0, description="USD per Freepik remove-background call (price unpublished)."
+    )
+    price_mystic_1k_usd: float = Field(0.12, ge=0, description="USD per Mystic 1K image.")
+    price_mystic_2k_usd: float = Field(0.12, ge=0, description="USD per Mystic 2K image.")
+    price_mystic_4k_usd: float = Field(0.39, ge=0, description="USD per Mystic 4K image.")
+    cost_confirm_usd: float = Field(
+        5.0, ge=0, description="Backfills estimated above this many USD ask for confirmation."
+    )
 
     shopify_shop: str | None = Field(None, description="Shop name: {shop}.myshopify.com.")
     shopify_access_token: SecretStr | None = Field(None, description="Admin API access token.")

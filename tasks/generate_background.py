@@ -5,10 +5,12 @@ from __future__ import annotations
 from prefect import task
 
 from core.keys import background_key
+from core.providers.base import GeneratedBackground
 from core.providers.registry import new_generator
 from core.tables import AssetKind, JobStatus, Step
 from core.themes import resolve_theme
 from tasks._hooks import tracked
+from tasks._limits import freepik_limits
 from tasks._policy import STEP_OPTIONS
 from tasks._runtime import describe_stored, put_image, settings
 
@@ -43,12 +45,17 @@ def generate_backgrounds(
         record.advance_to = JobStatus.BACKGROUND_READY
         generator = new_generator(s)
         made = 0
+        by_variant: dict[str, dict[str, object]] = {}
         for n, (key, variant) in enumerate(zip(keys, spec.variants, strict=True), start=1):
             existing = None if force else describe_stored(key, AssetKind.BACKGROUND, variant=n)
             if existing is not None and existing.width == s.master_size:
                 record.assets.append(existing)
                 continue
-            result = generator.generate(variant, s.master_size, seed=variant_seed(sha256, n))
+            if not spec.ai_allowed and variant.prompt:
+                variant = variant.model_copy(update={"prompt": None})  # e.g. white: never AI
+            with freepik_limits():
+                result = generator.generate(variant, s.master_size, seed=variant_seed(sha256, n))
+            by_variant[str(n)] = _described(result)
             record.assets.append(
                 put_image(
                     key,
@@ -60,8 +67,16 @@ def generate_backgrounds(
                 )
             )
             record.cost_usd += result.cost_usd
-            record.provider = result.provider
             made += 1
+        providers = dict.fromkeys(str(v["provider"]) for v in by_variant.values())
+        record.provider = "+".join(providers) or None
         record.skipped = made == 0
         record.details = {"variants": len(keys), "rendered": made, "size": s.master_size}
+        if by_variant:
+            record.details["by_variant"] = by_variant
         return keys
+
+
+def _described(result: GeneratedBackground) -> dict[str, object]:
+    """Provider, cost and the provider's own details of one rendered variant."""
+    return {**result.details, "provider": result.provider, "cost_usd": result.cost_usd}

@@ -7,11 +7,13 @@ from pydantic import BaseModel
 
 from core.errors import InputError
 from core.keys import cutout_key, mask_key
+from core.providers.freepik_source import fetchable_url, staging_key
 from core.providers.registry import new_remover
 from core.tables import AssetKind, JobStatus, Step
 from imaging.checks import QualityError, check_cutout
 from imaging.codec import InvalidImage, decode
 from tasks._hooks import tracked
+from tasks._limits import freepik_limits
 from tasks._policy import STEP_OPTIONS
 from tasks._runtime import describe_stored, put_image, settings, store
 
@@ -33,6 +35,21 @@ def _decode_source(original_key: str) -> object:
         )
     except InvalidImage as exc:
         raise InputError(f"source image rejected: {exc}") from exc
+
+
+def _remote_source(
+    sku: str, sha256: str, original_key: str, source_url: str, image: object
+) -> str | None:
+    """The URL a cloud segmenter fetches the photo from: only worked out when one is set."""
+    if "freepik" not in settings().segmenter_chain:
+        return source_url
+    return fetchable_url(
+        store(),
+        original_key=original_key,
+        source_url=source_url,
+        image=image,  # type: ignore[arg-type]
+        converted_key=staging_key(sku, sha256),
+    )
 
 
 @task(name="remove_background", timeout_seconds=300, **STEP_OPTIONS)
@@ -63,7 +80,9 @@ def remove_background(
                 record.assets.extend(a for a in reused if a is not None)
                 return ref
         image = _decode_source(original_key)
-        segmentation = new_remover(settings()).remove(image, source_url=source_url)  # type: ignore[arg-type]
+        remote = _remote_source(sku, sha256, original_key, source_url, image)
+        with freepik_limits():
+            segmentation = new_remover(settings()).remove(image, source_url=remote)  # type: ignore[arg-type]
         try:
             check_cutout(segmentation.cutout)
         except QualityError as exc:

@@ -25,6 +25,7 @@ __all__ = [
     "check_providers",
     "new_generator",
     "new_remover",
+    "reset_providers",
 ]
 
 
@@ -56,13 +57,27 @@ def _solid(settings: Settings) -> BackgroundGenerator:
     return SolidGenerator()
 
 
+def _freepik(settings: Settings) -> BackgroundRemover:
+    from core.providers.freepik import FreepikRemover
+
+    return FreepikRemover.from_settings(settings)
+
+
+def _freepik_mystic(settings: Settings) -> BackgroundGenerator:
+    from core.providers.freepik import MysticGenerator
+
+    return MysticGenerator.from_settings(settings)
+
+
 REMOVERS: dict[str, Callable[[Settings], BackgroundRemover]] = {
     "local": _local,
     "passthrough": _passthrough,
+    "freepik": _freepik,
 }
 GENERATORS: dict[str, Callable[[Settings], BackgroundGenerator]] = {
     "gradient": _gradient,
     "solid": _solid,
+    "freepik-mystic": _freepik_mystic,
 }
 
 _cache: dict[tuple[str, str], object] = {}
@@ -106,6 +121,12 @@ class ChainRemover:
         raise AssertionError("unreachable")  # pragma: no cover
 
 
+def reset_providers() -> None:
+    """Forget the providers built so far (tests that change provider settings)."""
+    with _lock:
+        _cache.clear()
+
+
 def _build(kind: str, name: str, factory: Callable[[], object]) -> object:
     with _lock:
         if (kind, name) not in _cache:
@@ -146,6 +167,12 @@ def check_providers(settings: Settings) -> None:
     if settings.backgrounds not in GENERATORS:
         raise ConfigurationError(
             f"unknown background generator {settings.backgrounds!r}; known: {', '.join(GENERATORS)}"
+        )
+    uses_freepik = "freepik" in settings.segmenter_chain or settings.backgrounds == "freepik-mystic"
+    if uses_freepik and settings.freepik_api_key is None:
+        raise ConfigurationError(
+            "PACKSHOT_FREEPIK_API_KEY is not set, but PACKSHOT_SEGMENTER / PACKSHOT_BACKGROUNDS "
+            "use Freepik"
         )
     if settings.publisher not in ("none",):
         raise ConfigurationError(f"unknown publisher {settings.publisher!r}; known: none")
