@@ -100,8 +100,14 @@ def _ensure_provider_limits() -> None:
 
 
 def bring_up(env: dict[str, str]) -> None:
-    """Everything a fresh or existing Prefect server needs before workers start."""
-    ensure_work_pool()
-    deploy_all(env)
-    _ensure_provider_limits()
-    ensure_zombie_automation()
+    """Everything a fresh or existing Prefect server needs before workers start.
+
+    ``env["PREFECT_API_URL"]`` names the server; this process talks to it too.
+    """
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings(updates={PREFECT_API_URL: env["PREFECT_API_URL"]}):
+        ensure_work_pool()
+        deploy_all(env)
+        _ensure_provider_limits()
+        ensure_zombie_automation()

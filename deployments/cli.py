@@ -138,6 +138,36 @@ def segment(
     raise typer.Exit(EXIT_USAGE if failed else EXIT_OK)
 
 
+@app.command()
+def publish(
+    job_id: Annotated[str, typer.Argument(help="Job id (`packshot process --json` shows it).")],
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the mutations that would be sent; send none.")
+    ] = False,
+) -> None:
+    """Show what publishing a processed job would change in the storefront."""
+    if not dry_run:
+        err.print("publishing is the last step of the flow; --dry-run previews it")
+        raise typer.Exit(EXIT_USAGE)
+    from core.publishers.preview import preview_job
+
+    try:
+        plan = preview_job(_settings(), job_id)
+    except (InputError, ConfigurationError) as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(EXIT_USAGE) from exc
+    except PipelineError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(EXIT_FAILED) from exc
+    summary = {k: v for k, v in plan.as_dict().items() if k != "mutations"}
+    out.print(json.dumps(summary, indent=2), soft_wrap=True, markup=False)
+    for number, mutation in enumerate(plan.mutations, 1):
+        out.print(f"\n# {number}. {mutation.name}\n{mutation.query}", soft_wrap=True, markup=False)
+        out.print(json.dumps(mutation.variables, indent=2), soft_wrap=True, markup=False)
+    if not plan.mutations:
+        out.print("\nnothing to send")
+
+
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Create or upgrade the job tables."""

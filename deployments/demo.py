@@ -179,12 +179,16 @@ def summary_table(deliveries: list[Delivery]) -> Table:
     return table
 
 
-def flow_runs_for_job(job_id: str) -> int:
+def flow_runs_for_job(api_url: str, job_id: str) -> int:
     """How many process-image flow runs Prefect holds for ``job_id`` (asks the Prefect API)."""
     from prefect import get_client
     from prefect.client.schemas.filters import FlowFilter, FlowFilterName
+    from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    with get_client(sync_client=True) as client:
+    with (
+        temporary_settings(updates={PREFECT_API_URL: api_url}),
+        get_client(sync_client=True) as client,
+    ):
         runs = client.read_flow_runs(
             flow_filter=FlowFilter(name=FlowFilterName(any_=["process-image"])), limit=200
         )

@@ -35,6 +35,7 @@ def apply_prefect_defaults(settings: Settings, *, log_level: str | None = None) 
 
     Explicit values in the environment win; these only fill gaps.
     """
+    settings.prefect_home.mkdir(parents=True, exist_ok=True)
     defaults = {
         "PREFECT_HOME": str(settings.prefect_home),
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",

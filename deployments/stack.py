@@ -35,6 +35,7 @@ def stack_env(
     settings: Settings, api_url: str, extra: dict[str, str] | None = None
 ) -> dict[str, str]:
     """Environment shared by every child: absolute home, the API URL, Prefect's defaults."""
+    settings.prefect_home.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
     env.update(
         {
@@ -44,6 +45,8 @@ def stack_env(
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
             "PREFECT_SERVER_EPHEMERAL_ENABLED": "false",
             "PREFECT_LOGGING_EXTRA_LOGGERS": "packshot",
+            # SQLite under a worker, a webhook and flow runs: wait for the lock, don't fail.
+            "PREFECT_SERVER_DATABASE_TIMEOUT": "60",
             # A short poll keeps pickup latency low (the default is 10 s).
             "PREFECT_WORKER_QUERY_SECONDS": "2",
             "PYTHONUNBUFFERED": "1",

@@ -117,7 +117,7 @@ def demo(
 
 def _report(deliveries: list[d.Delivery], duplicate: d.Delivery, stack: Stack) -> int:
     out.print(d.summary_table(deliveries))
-    runs = d.flow_runs_for_job(duplicate.job_id)
+    runs = d.flow_runs_for_job(stack.api_url, duplicate.job_id)
     out.print(
         f"duplicate delivery for {duplicate.sku}: HTTP {duplicate.answer}, "
         f"same job {duplicate.job_id}; flow runs for it in Prefect: {runs}"
