@@ -4,6 +4,11 @@ Keeps the original system's fields (sku, sha256, theme, timestamp, assets.{origi
 mask, backgrounds, composites, derivatives}, metadata.{totalAssets, totalFileSize,
 processingTime, cost}) and adds, for every file: key, width, height, bytes, content type and
 sha256. Sizes and times are numbers: bytes, milliseconds, USD.
+
+The manifest is written before the publish step (its presence means the asset set is complete).
+When a publisher puts the images on the storefront, the publish step rewrites the same key with
+a ``shopify`` section added (product, variant and media ids); it stays ``null`` while nothing
+has been published (publisher ``none``, or publishing has not succeeded yet).
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from pydantic.alias_generators import to_camel
 from core.tables import Asset, AssetKind, JobStep
 from core.urls import redact_url
 
-__all__ = ["Manifest", "ManifestFile", "build_manifest"]
+__all__ = ["Manifest", "ManifestFile", "ManifestShopify", "build_manifest"]
 
 
 class _Camel(BaseModel):
@@ -81,6 +86,18 @@ class ManifestMetadata(_Camel):
     cost: float = Field(description="USD spent on this job so far")
 
 
+class ManifestShopify(_Camel):
+    """Where the images went in Shopify (``gid://shopify/...`` ids), added after publishing."""
+
+    product_id: str
+    variant_id: str | None = None
+    media_ids: list[str] = Field(description="this job's media, in background-variant order")
+    created: list[str] = Field(default_factory=list, description="added by the last publish")
+    kept: list[str] = Field(default_factory=list, description="already there: a replay")
+    removed: list[str] = Field(default_factory=list, description="ours, for an earlier photo")
+    published_at: datetime
+
+
 class Manifest(_Camel):
     """The manifest document."""
 
@@ -91,6 +108,7 @@ class Manifest(_Camel):
     assets: ManifestAssets
     steps: list[ManifestStep]
     metadata: ManifestMetadata
+    shopify: ManifestShopify | None = None
 
 
 def _file(asset: Asset, providers: dict[str, str]) -> ManifestFile:

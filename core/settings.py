@@ -98,6 +98,42 @@ class Settings(BaseSettings):
     shopify_access_token: SecretStr | None = Field(None, description="Admin API access token.")
     shopify_api_version: str = Field("2026-10", description="Admin API version.")
     shopify_base_url: str = Field("https://{shop}.myshopify.com", description="Admin API base URL.")
+    shopify_client_id: str | None = Field(
+        None, description="Client id for the client-credentials grant (apps created since 2026)."
+    )
+    shopify_client_secret: SecretStr | None = Field(
+        None, description="Client secret for the client-credentials grant."
+    )
+    shopify_alt_template: str = Field(
+        "{title} – {theme} {n}",
+        description="Alt text of published images; fields {title}, {theme}, {n}, {sku}.",
+    )
+    shopify_timeout_s: float = Field(30.0, gt=0, description="Seconds per Admin API request.")
+    shopify_max_attempts: int = Field(
+        5, ge=1, le=20, description="Attempts per Admin API call (throttling, network errors)."
+    )
+    shopify_lookup_attempts: int = Field(
+        3, ge=1, le=10, description="SKU searches before 'product not found' (the index lags)."
+    )
+    shopify_lookup_delay_s: float = Field(5.0, ge=0, description="Seconds between SKU searches.")
+    shopify_media_timeout_s: float = Field(
+        600.0, gt=0, le=3600, description="Seconds to wait for new media to become READY."
+    )
+    shopify_poll_interval_s: float = Field(
+        1.0, gt=0, le=60, description="First wait between media status polls; doubles up to 10 s."
+    )
+    shopify_staged_uploads: bool = Field(
+        False, description="Upload the bytes (staged upload) even when the store has https URLs."
+    )
+    shopify_inflight: int = Field(
+        4, ge=1, le=64, description="Parallel Admin API calls, all workers (GCL shopify-inflight)."
+    )
+    shopify_rate: float = Field(
+        4.0, gt=0, le=100, description="Admin API calls per second, all workers (GCL shopify-rate)."
+    )
+    shopify_limit_wait_s: float = Field(
+        120.0, gt=0, description="Longest wait for a shopify-inflight / shopify-rate slot."
+    )
 
     # --- webhook and stack -------------------------------------------------------------------
     webhook_secret: SecretStr | None = Field(None, description="HMAC secret shared with 3JMS.")
@@ -133,7 +169,9 @@ class Settings(BaseSettings):
     retry_backoff_s: float = Field(2.0, ge=0, description="First retry delay; doubles each time.")
     log_level: str = Field("INFO", description="Log level of Packshot's own loggers.")
 
-    @field_validator("freepik_api_key", "shopify_access_token", "webhook_secret")
+    @field_validator(
+        "freepik_api_key", "shopify_access_token", "shopify_client_secret", "webhook_secret"
+    )
     @classmethod
     def _no_placeholder(cls, value: SecretStr | None) -> SecretStr | None:
         if value is None:
@@ -153,6 +191,15 @@ class Settings(BaseSettings):
         if not self.store_url:
             self.store_url = (home / "store").resolve().as_uri()
         return self
+
+    @field_validator("shopify_alt_template")
+    @classmethod
+    def _alt_fields(cls, value: str) -> str:
+        try:
+            value.format(title="t", theme="t", n=1, sku="s")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(f"unusable template ({exc}); fields: title, theme, n, sku") from exc
+        return value
 
     @property
     def segmenter_chain(self) -> list[str]:

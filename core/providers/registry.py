@@ -174,5 +174,6 @@ def check_providers(settings: Settings) -> None:
             "PACKSHOT_FREEPIK_API_KEY is not set, but PACKSHOT_SEGMENTER / PACKSHOT_BACKGROUNDS "
             "use Freepik"
         )
-    if settings.publisher not in ("none",):
-        raise ConfigurationError(f"unknown publisher {settings.publisher!r}; known: none")
+    from core.publishers.registry import check_publisher
+
+    check_publisher(settings)
