@@ -3,7 +3,8 @@
 Runs the real ``LocalRemover`` over every ``NAME.jpg`` / ``NAME.mask.png`` pair and reports, per
 image and overall: IoU of the mask (alpha >= 0.5) against ``gt > 127``, MAE of the soft alpha,
 boundary F-measure (tolerance 0.0075 x image diagonal, square window) and milliseconds per image
-(the whole ``remove`` call: passes, refinement, cutout and mask). ``--baseline`` also runs the
+(the whole ``remove`` call: passes, refinement, cutout and mask; wall-clock median, plus process
+CPU time, which other jobs on the machine disturb less). ``--baseline`` also runs the
 plain model recipe of ``shared/models/README.md`` (squashed Lanczos input, min-max, Lanczos resize
 back, threshold 0.5) in the same run, so the two can be compared directly.
 
@@ -45,6 +46,7 @@ class Scores:
     mae: float
     bf: float
     ms: float
+    cpu_ms: float = 0.0
 
 
 def load_pairs(data: Path, scale: float) -> list[tuple[str, Image.Image, np.ndarray]]:
@@ -122,12 +124,12 @@ def _dilate(mask: np.ndarray, radius: int) -> np.ndarray:
     return (table[y1, x1] - table[y0, x1] - table[y1, x0] + table[y0, x0]) > 0
 
 
-def score(alpha: Image.Image, gt: np.ndarray, ms: float) -> Scores:
+def score(alpha: Image.Image, gt: np.ndarray, ms: float, cpu_ms: float = 0.0) -> Scores:
     a = np.asarray(alpha, dtype=np.float32) / 255.0
     pred = a >= 0.5
     union = (pred | gt).sum()
     iou = 1.0 if union == 0 else float((pred & gt).sum() / union)
-    return Scores(iou, float(np.abs(a - gt).mean()), boundary_f(pred, gt), ms)
+    return Scores(iou, float(np.abs(a - gt).mean()), boundary_f(pred, gt), ms, cpu_ms)
 
 
 def summary(label: str, rows: list[Scores]) -> str:
@@ -162,12 +164,13 @@ def main() -> None:
     head += f" {'ms':>5s} zoom"
     print(head + ("   base IoU   MAE     BF    ms" if args.baseline else ""))
     for name, image, gt in pairs:
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         seg = remover.remove(image)
         ms = (time.perf_counter() - started) * 1000
+        cpu_ms = (time.process_time() - cpu) * 1000
         alpha = full_alpha(seg, image.size)
         assert np.array_equal(np.asarray(seg.mask) >= 128, np.asarray(alpha) >= 128)
-        r = score(alpha, gt, ms)
+        r = score(alpha, gt, ms, cpu_ms)
         ours.append(r)
         size = f"{image.width}x{image.height}"
         zoom = "yes" if seg.details.get("zoom") else "no"
@@ -191,6 +194,7 @@ def main() -> None:
     result = (
         f"result: mean_iou={statistics.mean(ious):.3f} median_iou={statistics.median(ious):.3f}"
         f" ms_per_image={statistics.median(r.ms for r in ours):.0f}"
+        f" cpu_ms_per_image={statistics.median(r.cpu_ms for r in ours):.0f}"
         f" mean_mae={statistics.mean(r.mae for r in ours):.4f}"
         f" mean_boundary_f={statistics.mean(r.bf for r in ours):.3f}"
     )

@@ -56,7 +56,7 @@ class LocalRemover:
             images run in parallel; the first remover to load a given file sets it.
 
     Raises:
-        ValueError: if ``threads`` is below 1.
+        ValueError: if ``threads`` is below 1 or ``expected_sha256`` is not 64 hex digits.
     """
 
     name = "local"
@@ -70,6 +70,8 @@ class LocalRemover:
     ) -> None:
         if threads < 1:
             raise ValueError(f"threads must be at least 1, got {threads}")
+        if expected_sha256 is not None and not _is_sha256(expected_sha256):
+            raise ValueError(f"expected_sha256 must be 64 hex digits, got {expected_sha256!r}")
         self.model_path = Path(model_path) if model_path is not None else default_model_path()
         self.expected_sha256 = expected_sha256.lower() if expected_sha256 else None
         self.threads = threads
@@ -136,6 +138,10 @@ class LocalRemover:
                 f"model file {self.model_path} has sha256 {digest}, expected "
                 f"{self.expected_sha256}: the file is corrupt or not the expected model"
             )
+
+
+def _is_sha256(value: str) -> bool:
+    return len(value) == 64 and all(c in "0123456789abcdefABCDEF" for c in value)
 
 
 def _sha256(path: Path) -> str:

@@ -126,5 +126,7 @@ def test_missing_or_broken_model_is_a_configuration_error(tmp_path):
 def test_bad_arguments():
     with pytest.raises(ValueError):
         LocalRemover(threads=0)
+    with pytest.raises(ValueError):
+        LocalRemover(expected_sha256="abc")
     with pytest.raises(InputError):
         LocalRemover().remove(Image.new("RGB", (0, 0)))
