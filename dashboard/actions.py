@@ -1,0 +1,111 @@
+"""What the job page links to and does: the flow run in the Prefect UI, and re-running a job.
+
+Re-running goes through ``deployments.trigger.trigger_job_sync``, the function the webhook's
+dispatcher uses, so the dashboard starts runs exactly as a webhook delivery would.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+
+import httpx
+
+from core.settings import Settings
+from core.urls import redact_url
+from dashboard.models import JobDetail
+from deployments.trigger import JobRef, trigger_job_sync
+
+__all__ = ["RerunResult", "flow_run_url", "prefect_ui_base", "rerun_job"]
+
+_log = logging.getLogger("packshot.dashboard")
+_CLOUD_API = re.compile(r"^https://api\.prefect\.cloud/api/accounts/([^/]+)/workspaces/([^/]+)/?$")
+_ANY_ADDRESS = {"", "0.0.0.0", "::", "[::]"}
+PROBE_TIMEOUT_S = 2.0
+
+
+def prefect_ui_base(settings: Settings, browser_host: str | None = None) -> str:
+    """Where the Prefect UI is, as a browser should open it.
+
+    ``PREFECT_API_URL`` wins (its ``/api`` suffix dropped; Prefect Cloud's workspace URL mapped
+    to the app's); otherwise the embedded server on ``PACKSHOT_BIND:PACKSHOT_PREFECT_PORT``, with
+    a wildcard bind address replaced by the host the browser used to reach the dashboard.
+
+    Example:
+        >>> from core.settings import Settings
+        >>> prefect_ui_base(Settings(prefect_api_url="http://10.0.0.5:4200/api"))
+        'http://10.0.0.5:4200'
+    """
+    api = (settings.prefect_api_url or "").strip()
+    cloud = _CLOUD_API.match(api)
+    if cloud:
+        return f"https://app.prefect.cloud/account/{cloud[1]}/workspace/{cloud[2]}"
+    if api:
+        return re.sub(r"/api/?$", "", api.rstrip("/"))
+    host = settings.bind if settings.bind not in _ANY_ADDRESS else (browser_host or "127.0.0.1")
+    return f"http://{host}:{settings.prefect_port}"
+
+
+def flow_run_url(settings: Settings, flow_run_id: str, browser_host: str | None = None) -> str:
+    """The flow run's page in the Prefect UI."""
+    return f"{prefect_ui_base(settings, browser_host)}/runs/flow-run/{flow_run_id}"
+
+
+@dataclass(frozen=True)
+class RerunResult:
+    """The outcome of a re-run request: the flow run id, or why there is none."""
+
+    flow_run_id: str | None = None
+    error: str | None = None
+
+
+def _probe(api_url: str) -> str | None:
+    """Why the Prefect API cannot be reached, or None; any HTTP answer counts as reachable.
+
+    Prefect's client retries a refused connection for about ten seconds; a quick probe turns
+    "Prefect is down" into an answer the user gets at once.
+    """
+    try:
+        httpx.get(f"{api_url.rstrip('/')}/health", timeout=PROBE_TIMEOUT_S)
+    except httpx.TransportError as exc:
+        return f"Prefect API unreachable at {redact_url(api_url)}: {exc or type(exc).__name__}"
+    return None
+
+
+def rerun_job(detail: JobDetail, settings: Settings, *, force: bool = False) -> RerunResult:
+    """Trigger ``process-image/default`` again for the job; never raises for Prefect trouble.
+
+    Idempotent: the idempotency key derives from the job's last finish time, so a double click
+    (or two people clicking) yields one flow run, and a later re-run of the finished job another.
+
+    Args:
+        detail: the job as the page shows it.
+        settings: where Prefect is (``PREFECT_API_URL``).
+        force: redo steps whose outputs are already stored.
+    """
+    api_url = settings.prefect_api_url
+    if not api_url:
+        return RerunResult(
+            error="PREFECT_API_URL is not set, so there is no Prefect server to send the run to. "
+            "Start the stack with `packshot up` (or set PREFECT_API_URL) and try again."
+        )
+    problem = _probe(api_url)
+    if problem:
+        return RerunResult(error=problem)
+    job = detail.job
+    ref = JobRef(
+        id=job.id,
+        sku=job.sku,
+        sha256=detail.sha256,
+        theme=job.theme,
+        source_url=detail.source_url,
+        finished_at=job.finished_at,
+    )
+    from prefect.exceptions import PrefectException
+
+    try:
+        return RerunResult(flow_run_id=trigger_job_sync(ref, rerun=True, force=force))
+    except (httpx.HTTPError, PrefectException) as exc:
+        _log.warning("re-run of job %s failed", job.id, exc_info=True)
+        return RerunResult(error=f"Prefect refused the run: {type(exc).__name__}: {exc}")

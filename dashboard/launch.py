@@ -1,0 +1,66 @@
+"""How to start the dashboard server: the ``streamlit run`` command line and its environment.
+
+Shared by ``packshot dashboard``, ``packshot up`` and the end-to-end test, so all three run the
+app the same way. Importing this module does not import Streamlit.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+from core.settings import Settings
+
+__all__ = ["APP_PATH", "streamlit_argv", "streamlit_env"]
+
+APP_PATH = Path(__file__).resolve().with_name("streamlit_app.py")
+
+
+def streamlit_argv(settings: Settings, *, port: int | None = None) -> list[str]:
+    """``python -m streamlit run dashboard/streamlit_app.py`` on the configured address and port.
+
+    Headless, without usage statistics, file watching or the developer menu: an operator's
+    server, not an editing session.
+
+    Args:
+        settings: ``dashboard_port`` and ``bind`` come from here.
+        port: use this port instead of ``PACKSHOT_DASHBOARD_PORT`` (tests pick a free one).
+    """
+    return [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(APP_PATH),
+        "--server.port",
+        str(port or settings.dashboard_port),
+        "--server.address",
+        settings.bind,
+        "--server.headless",
+        "true",
+        "--browser.gatherUsageStats",
+        "false",
+        "--server.fileWatcherType",
+        "none",
+        "--server.runOnSave",
+        "false",
+        "--client.toolbarMode",
+        "viewer",
+        "--global.developmentMode",
+        "false",
+    ]
+
+
+def streamlit_env(settings: Settings, base: Mapping[str, str]) -> dict[str, str]:
+    """``base`` plus what the dashboard process needs from Prefect's side.
+
+    The re-run button talks to the API in ``PREFECT_API_URL``; without one it would start a
+    throwaway Prefect server inside the dashboard, so the embedded server's address is filled in
+    and throwaway servers are switched off.
+    """
+    env = dict(base)
+    env.setdefault("PREFECT_API_URL", f"http://127.0.0.1:{settings.prefect_port}/api")
+    env.setdefault("PREFECT_SERVER_EPHEMERAL_ENABLED", "false")
+    env.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    return env

@@ -1,0 +1,43 @@
+"""Dashboard entry point (``packshot dashboard``): page navigation and the shared sidebar."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from core.settings import get_settings
+from core.urls import redact_url
+from dashboard.actions import prefect_ui_base
+from dashboard.components import LIVE_KEY, REFRESH_S, database_label
+from dashboard.objects import store_ref
+
+st.set_page_config(page_title="Packshot", page_icon="📷", layout="wide")
+
+overview = st.Page(
+    "app_pages/overview.py", title="Overview", icon=":material/dashboard:", default=True
+)
+jobs = st.Page("app_pages/jobs.py", title="Jobs", icon=":material/table_rows:", url_path="jobs")
+job = st.Page("app_pages/job_detail.py", title="Job", icon=":material/image:", url_path="job")
+page = st.navigation([overview, jobs, job])
+
+# A deep link to the root with ?job=<id> opens that job's page.
+if page.url_path != job.url_path and st.query_params.get("job"):
+    st.switch_page(job, query_params={"job": st.query_params["job"]})
+
+
+def _sidebar() -> None:
+    settings = get_settings()
+    with st.sidebar:
+        st.markdown("### :material/photo_camera: Packshot")
+        st.toggle(
+            f"Live: refresh every {REFRESH_S} s",
+            value=True,
+            key=LIVE_KEY,
+            persist_state="session",
+        )
+        st.caption(f"Database: `{database_label()}`")
+        st.caption(f"Store: `{redact_url(store_ref(settings).url)}`")
+        st.markdown(f"[Prefect UI]({prefect_ui_base(settings)}) :material/open_in_new:")
+
+
+_sidebar()
+page.run()
