@@ -1,7 +1,7 @@
-"""Colour guided filter (He, Sun & Tang, "Guided Image Filtering", 2013), numpy only.
+"""Alpha refinement internals for ``imaging.matting``: zoom blending and the guided filter.
 
-Internal to ``imaging.matting``: box means come from cumulative sums, so the cost does not depend
-on the radius; everything is float32.
+The colour guided filter follows He, Sun & Tang, "Guided Image Filtering" (2013); box means come
+from cumulative sums, so the cost does not depend on the radius. Everything is float32.
 """
 
 from __future__ import annotations
@@ -12,6 +12,54 @@ from PIL import Image
 _GUIDE_SIDE = 512  # coefficients are solved at most at this long side
 _EPS = 1e-3  # regulariser: colour variance below this counts as a flat region
 _BILINEAR = Image.Resampling.BILINEAR
+
+
+Box = tuple[int, int, int, int]
+
+
+def blend_zoom(
+    alpha: np.ndarray, zoom_map: np.ndarray, box: Box, size: tuple[int, int]
+) -> tuple[np.ndarray, int]:
+    """Blend a zoomed pass's map over ``box`` of a working-resolution alpha.
+
+    Args:
+        alpha: float32 ``(h, w)`` alpha at working resolution.
+        zoom_map: normalised map of the pass over ``box``.
+        box: the zoomed region in source pixels.
+        size: the source size ``(width, height)``.
+
+    Returns:
+        The blended alpha, and the box's longer side in working pixels.
+
+    Raises:
+        ValueError: if ``box`` is not inside the image.
+    """
+    left, top, right, bottom = box
+    if not (0 <= left < right <= size[0] and 0 <= top < bottom <= size[1]):
+        raise ValueError(f"zoom box {box} is not inside the image {size}")
+    h, w = alpha.shape
+    sx, sy = w / size[0], h / size[1]
+    x0, y0 = min(round(left * sx), w - 1), min(round(top * sy), h - 1)
+    x1, y1 = max(x0 + 1, round(right * sx)), max(y0 + 1, round(bottom * sy))
+    inner = resize_map(zoom_map, (x1 - x0, y1 - y0))
+    # Fade the zoomed map in where the box edge lies inside the frame, so no seam shows.
+    weight = np.minimum(_ramp(y1 - y0, y0 > 0, y1 < h)[:, None], _ramp(x1 - x0, x0 > 0, x1 < w))
+    out = alpha.copy()
+    region = out[y0:y1, x0:x1]
+    region += weight * (inner - region)
+    return out, max(x1 - x0, y1 - y0)
+
+
+def _ramp(n: int, fade_start: bool, fade_end: bool) -> np.ndarray:
+    """1 inside, falling linearly to 0 over the outer 10% at the ends that fade."""
+    width = max(1.0, 0.1 * n)
+    pos = np.arange(n, dtype=np.float32) + 0.5
+    w = np.ones(n, dtype=np.float32)
+    if fade_start:
+        w = np.minimum(w, pos / width)
+    if fade_end:
+        w = np.minimum(w, (n - pos) / width)
+    return w
 
 
 def guided_refine(guide: Image.Image, alpha: np.ndarray, *, radius: float) -> np.ndarray:

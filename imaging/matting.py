@@ -17,7 +17,7 @@ import math
 import numpy as np
 from PIL import Image
 
-from imaging._guided import guided_refine, resize_map
+from imaging._refine import blend_zoom, guided_refine, resize_map
 
 __all__ = [
     "MODEL_SIZE",
@@ -212,9 +212,9 @@ def prediction_to_alpha(
     alpha = resize_map(base, work)
     detail = max(work) / max(base.shape)  # working pixels per model pixel
     if zoom is not None:
-        zmap, box = normalize_prediction(zoom[0]), _scale_box(zoom[1], size, work)
-        alpha = _blend_feathered(alpha, resize_map(zmap, (box[2] - box[0], box[3] - box[1])), box)
-        detail = max(box[2] - box[0], box[3] - box[1]) / max(zmap.shape)
+        zmap = normalize_prediction(zoom[0])
+        alpha, zoom_side = blend_zoom(alpha, zmap, zoom[1], size)
+        detail = zoom_side / max(zmap.shape)
     if guide is not None:
         alpha = guided_refine(guide, alpha, radius=max(1.0, 2.0 * detail))
     alpha = np.clip((alpha - 0.5) * sharpen + 0.5, 0.0, 1.0)
@@ -293,35 +293,3 @@ def cutout(
 def _working_size(size: tuple[int, int]) -> tuple[int, int]:
     scale = min(1.0, WORKING_SIDE / max(size))
     return max(1, round(size[0] * scale)), max(1, round(size[1] * scale))
-
-
-def _scale_box(box: Box, size: tuple[int, int], work: tuple[int, int]) -> Box:
-    left, top, right, bottom = box
-    if not (0 <= left < right <= size[0] and 0 <= top < bottom <= size[1]):
-        raise ValueError(f"zoom box {box} is not inside the image {size}")
-    sx, sy = work[0] / size[0], work[1] / size[1]
-    x0, y0 = min(round(left * sx), work[0] - 1), min(round(top * sy), work[1] - 1)
-    return x0, y0, max(x0 + 1, round(right * sx)), max(y0 + 1, round(bottom * sy))
-
-
-def _blend_feathered(alpha: np.ndarray, inner: np.ndarray, box: Box) -> np.ndarray:
-    """Blend ``inner`` over ``alpha[box]``, fading out over 10% where the box edge is interior."""
-    left, top, right, bottom = box
-    h, w = alpha.shape
-    wy = _ramp(bottom - top, top > 0, bottom < h)
-    wx = _ramp(right - left, left > 0, right < w)
-    out = alpha.copy()
-    region = out[top:bottom, left:right]
-    region += np.minimum(wy[:, None], wx[None, :]) * (inner - region)
-    return out
-
-
-def _ramp(n: int, fade_start: bool, fade_end: bool) -> np.ndarray:
-    width = max(1.0, 0.1 * n)
-    pos = np.arange(n, dtype=np.float32) + 0.5
-    w = np.ones(n, dtype=np.float32)
-    if fade_start:
-        w = np.minimum(w, pos / width)
-    if fade_end:
-        w = np.minimum(w, (n - pos) / width)
-    return w
