@@ -23,19 +23,28 @@ installed with :func:`request_gate` (cross-worker rate limits), if any.
 
 from __future__ import annotations
 
-import email.utils
-import json
 import random
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
 from pydantic import SecretStr
 
+from core.clients._freepik_answers import (
+    Downloaded,
+    MysticTask,
+    RemovedBackground,
+    invalid_params,
+    json_object,
+    maybe_json,
+    message_of,
+    parse_retry_after,
+    text_field,
+)
+from core.clients._freepik_answers import mystic_task as parse_mystic
 from core.errors import (
     ConfigurationError,
     PipelineError,
@@ -92,75 +101,6 @@ def new_http_client(
     )
 
 
-@dataclass(frozen=True)
-class RemovedBackground:
-    """The remove-background answer: result URLs (valid 5 minutes) and requests made."""
-
-    high_resolution: str
-    preview: str | None
-    original: str | None
-    url: str | None
-    attempts: int
-
-
-@dataclass(frozen=True)
-class MysticTask:
-    """A Mystic task as the submit or the poll answer describes it (either shape)."""
-
-    task_id: str
-    status: str
-    generated: tuple[str, ...]
-    error: str | None
-    attempts: int
-
-
-@dataclass(frozen=True)
-class Downloaded:
-    """A downloaded result file."""
-
-    data: bytes
-    content_type: str | None
-    attempts: int
-
-
-def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta seconds or an HTTP date).
-
-    >>> parse_retry_after("7")
-    7.0
-    >>> parse_retry_after("soon") is None
-    True
-    """
-    if not value or not value.strip():
-        return None
-    text = value.strip()
-    try:
-        return max(0.0, float(text))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(text)
-    except (TypeError, ValueError):
-        return None
-    current = time.time() if now is None else now
-    return max(0.0, when.timestamp() - current)
-
-
-def invalid_params(body: object) -> list[str]:
-    """``"param (reason)"`` for every ``invalid_params`` entry, keyed ``name`` or ``field``."""
-    entries = body.get("invalid_params") if isinstance(body, dict) else None
-    if not isinstance(entries, list):
-        return []
-    found: list[str] = []
-    for entry in entries:
-        if not isinstance(entry, dict):
-            continue
-        param = entry.get("name") or entry.get("field") or "?"
-        reason = entry.get("reason") or entry.get("message")
-        found.append(f"{param} ({reason})" if reason else str(param))
-    return found
-
-
 class FreepikClient:
     """Calls of the two Freepik endpoints the pipeline uses, plus result downloads.
 
@@ -201,27 +141,27 @@ class FreepikClient:
         response, attempts = self._call(
             "POST", REMOVE_BACKGROUND_PATH, data={"image_url": image_url}
         )
-        body = _json(response, "remove-background")
+        body = json_object(response, "remove-background")
         high = body.get("high_resolution") or body.get("url")
         if not isinstance(high, str) or not high.startswith(("http://", "https://")):
             raise ProviderRejected("Freepik remove-background answered without a result URL")
         return RemovedBackground(
             high_resolution=high,
-            preview=_text(body, "preview"),
-            original=_text(body, "original"),
-            url=_text(body, "url"),
+            preview=text_field(body, "preview"),
+            original=text_field(body, "original"),
+            url=text_field(body, "url"),
             attempts=attempts,
         )
 
     def create_mystic_task(self, payload: dict[str, object]) -> MysticTask:
         """``POST /v1/ai/mystic`` with a JSON body; returns the task as created."""
         response, attempts = self._call("POST", MYSTIC_PATH, json=payload)
-        return _mystic_task(_json(response, "mystic"), attempts)
+        return parse_mystic(json_object(response, "mystic"), attempts)
 
     def mystic_task(self, task_id: str) -> MysticTask:
         """``GET /v1/ai/mystic/{task_id}``: the task's status and, once done, its images."""
         response, attempts = self._call("GET", f"{MYSTIC_PATH}/{task_id}")
-        return _mystic_task(_json(response, "mystic status"), attempts)
+        return parse_mystic(json_object(response, "mystic status"), attempts)
 
     def download(self, url: str, *, max_bytes: int) -> Downloaded:
         """Fetch a result file at once (its URL expires); no API key is sent.
@@ -306,7 +246,7 @@ class FreepikClient:
             hint = f", retry after {retry_after:g} s" if retry_after is not None else ""
             return ProviderRateLimited(f"Freepik rate limit hit (HTTP 429{hint})", retry_after)
         if status >= 500 or status == 408:
-            message = self._scrub(_message(response))
+            message = self._scrub(message_of(response))
             return _Repeatable(
                 ProviderUnavailable(
                     f"Freepik unavailable (HTTP {status}) on {method} {shown}: {message}"
@@ -314,10 +254,10 @@ class FreepikClient:
             )
         if status in _CONFIG_ERRORS and not download:
             return ConfigurationError(_CONFIG_ERRORS[status])
-        body = _maybe_json(response)
+        body = maybe_json(response)
         params = invalid_params(body)
         detail = f"; invalid: {', '.join(params)}" if params else ""
-        message = self._scrub(_message(response))
+        message = self._scrub(message_of(response))
         return ProviderRejected(
             f"Freepik rejected {method} {shown} (HTTP {status}): {message}{detail}"
         )
@@ -334,59 +274,3 @@ class _Repeatable(Exception):
     def __init__(self, error: PipelineError) -> None:
         super().__init__(str(error))
         self.error = error
-
-
-def _maybe_json(response: httpx.Response) -> object:
-    try:
-        return response.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return None
-
-
-def _json(response: httpx.Response, what: str) -> dict[str, Any]:
-    try:
-        body = response.json()
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ProviderUnavailable(
-            f"Freepik {what} answered HTTP {response.status_code} with a body that is not JSON"
-        ) from exc
-    if not isinstance(body, dict):
-        raise ProviderRejected(f"Freepik {what} answered JSON that is not an object")
-    return body
-
-
-def _text(body: dict[str, Any], name: str) -> str | None:
-    value = body.get(name)
-    return value if isinstance(value, str) else None
-
-
-def _message(response: httpx.Response) -> str:
-    body = _maybe_json(response)
-    if isinstance(body, dict) and isinstance(body.get("message"), str):
-        return str(body["message"])[:300]
-    return (response.reason_phrase or "no message")[:300]
-
-
-def _mystic_task(body: dict[str, Any], attempts: int) -> MysticTask:
-    """Accept ``{"data": {...}}`` and the bare object; ``status`` or ``task_status``."""
-    data = body.get("data", body)
-    if not isinstance(data, dict):
-        raise ProviderRejected("Freepik Mystic answered without a task object")
-    task_id = data.get("task_id")
-    status = data.get("status") or data.get("task_status")
-    if not isinstance(task_id, str) or not task_id or not isinstance(status, str):
-        raise ProviderRejected("Freepik Mystic answered without task_id/status")
-    generated = data.get("generated") or []
-    urls = tuple(
-        item if isinstance(item, str) else str(item.get("url", ""))
-        for item in generated
-        if isinstance(item, str | dict)
-    )
-    error = data.get("error")
-    return MysticTask(
-        task_id=task_id,
-        status=status.upper(),
-        generated=tuple(u for u in urls if u),
-        error=str(error)[:300] if error else None,
-        attempts=attempts,
-    )
