@@ -188,6 +188,10 @@ class ShopifyPublisher:
     # --- steps ------------------------------------------------------------------------------
 
     def _survey(self, request: PublishRequest) -> Survey:
+        if not request.images:  # never mistake "nothing listed" for "remove what is there"
+            raise PublishError(
+                "nothing to publish: the manifest lists no composites", permanent=True
+            )
         variant = find_variant(
             self.admin,
             request.sku,

@@ -363,6 +363,16 @@ def test_dry_run_lists_the_mutations_and_sends_none(shop, clock, product) -> Non
     )
 
 
+def test_a_request_without_images_changes_nothing(shop, clock, product) -> None:
+    store = MemoryStore()
+    publisher = _publisher(clock, store)
+    publisher.publish(_request(store, SHA_A, count=1))
+    empty = PublishRequest(sku=SKU, sha256=SHA_B, theme="default", images=())
+    with pytest.raises(PublishError, match="no composites"):
+        publisher.publish(empty)
+    assert len(shop.gallery(product[0])) == 1
+
+
 def test_alt_text_is_cut_to_fit_with_the_marker() -> None:
     identity = MediaIdentity.of("S" * 64, "t" * 64, SHA_A, 3)
     alt = alt_text("{title} on {theme} #{n}", identity, title="Very long title " * 60)
