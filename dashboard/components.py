@@ -17,6 +17,7 @@ __all__ = [
     "JOB_PAGE",
     "asset_checklist",
     "data_error",
+    "database_label",
     "empty_state",
     "live_refresh",
     "progress_bar",
@@ -128,5 +129,6 @@ def data_error(exc: DashboardDataError) -> None:
 
 
 def database_label() -> str:
-    """The database URL without credentials, for the sidebar."""
-    return redact_url(get_settings().database_url)
+    """The database URL without credentials, for the sidebar (a SQLite URL has none)."""
+    url = get_settings().database_url
+    return url if url.startswith("sqlite") else redact_url(url)

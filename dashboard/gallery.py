@@ -25,10 +25,18 @@ TABS = ("Original", "Cutout & Mask", "Backgrounds", "Composites", "Derivatives")
 _FORMAT_ORDER = ("jpeg", "webp", "avif")
 _FORMAT_LABEL = {"jpeg": "JPEG", "webp": "WebP", "avif": "AVIF", "png": "PNG"}
 DERIVATIVE_SIDE = 150
-_BROWSER_SAFE = {"image/jpeg", "image/png", "image/webp", "image/gif"}
+FULL_SIZE_KEY = "full-size-key"
+# st.image never sends an image wider than this to the browser.
+PAGE_MAX_WIDTH = 1460
 
 
-@st.dialog("Full size", width="large")
+def _close_full_size() -> None:
+    st.session_state.pop(FULL_SIZE_KEY, None)
+
+
+# The open dialog lives in session state, so a 5-second refresh of a running job redraws it
+# instead of closing it.
+@st.dialog("Full size", width="large", on_dismiss=_close_full_size)
 def _full_size(asset: AssetRow, ref: StoreRef) -> None:
     st.markdown(f"`{asset.key}`")
     st.caption(f"{asset.pixels} · {human_bytes(asset.bytes)} · {asset.content_type}")
@@ -37,12 +45,15 @@ def _full_size(asset: AssetRow, ref: StoreRef) -> None:
     except Unavailable as exc:
         st.warning(str(exc), icon=":material/broken_image:")
         return
-    if asset.content_type not in _BROWSER_SAFE or full.mime != asset.content_type:
-        st.caption(
-            f"Shown as {full.mime.split('/')[-1].upper()} decoded from the stored "
-            f"{full.source_format} file (transparency on a checkerboard); the download is the file."
-        )
-    st.image(full.data, width="content", alt=asset.name)
+    notes = []
+    if full.mime != asset.content_type:
+        kind = full.mime.split("/")[-1].upper()
+        notes.append(f"Shown as {kind} decoded from the stored {full.source_format} file")
+    if full.width > PAGE_MAX_WIDTH:
+        notes.append(f"scaled to {PAGE_MAX_WIDTH} px wide by the page")
+    if notes:
+        st.caption("; ".join(notes) + ". The download is the file itself.")
+    st.image(full.data, width="content", output_format=full.pillow_format, alt=asset.name)
     download_control(asset, ref, key=f"dialog-{asset.key}")
 
 
@@ -54,7 +65,13 @@ def _tile(
     except Unavailable as exc:
         st.warning(f"{exc}", icon=":material/broken_image:")
         return
-    st.image(thumb.data, caption=caption, width="content", alt=asset.name)
+    st.image(
+        thumb.data,
+        caption=caption,
+        width="content",
+        output_format=thumb.pillow_format,
+        alt=asset.name,
+    )
     label = "" if compact else "Full size"
     if st.button(
         label,
@@ -63,6 +80,8 @@ def _tile(
         type="tertiary",
         help=f"Open {asset.name} at full size",
     ):
+        st.session_state[FULL_SIZE_KEY] = asset.key
+    if st.session_state.get(FULL_SIZE_KEY) == asset.key:
         _full_size(asset, ref)
 
 

@@ -14,8 +14,9 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 __all__ = ["BROWSER_FORMATS", "Preview", "PreviewError", "checkerboard", "coverage", "preview"]
 
-# Formats every current browser decodes in an <img>; anything else is converted for display.
-BROWSER_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "GIF"})
+# What previews are made of. Browsers show WebP too, but st.image re-encodes anything other
+# than JPEG and PNG, so converting here, once and cached, is cheaper than on every rerun.
+BROWSER_FORMATS = frozenset({"JPEG", "PNG"})
 _CELL = 12
 _LIGHT, _DARK = (255, 255, 255), (204, 204, 204)
 
@@ -43,6 +44,11 @@ class Preview:
     height: int
     source_format: str
     source_size: tuple[int, int]
+
+    @property
+    def pillow_format(self) -> str:
+        """``JPEG`` or ``PNG``: what ``st.image(output_format=…)`` must keep."""
+        return "PNG" if self.mime == "image/png" else "JPEG"
 
 
 def checkerboard(size: tuple[int, int], *, cell: int = _CELL) -> Image.Image:
@@ -99,7 +105,13 @@ def _encode(image: Image.Image, *, lossless: bool) -> tuple[bytes, str]:
     return buffer.getvalue(), "image/jpeg"
 
 
-def preview(data: bytes, *, max_side: int | None = None, on_checkerboard: bool = True) -> Preview:
+def preview(
+    data: bytes,
+    *,
+    max_side: int | None = None,
+    on_checkerboard: bool = True,
+    exact: bool = False,
+) -> Preview:
     """A JPEG or PNG rendition of ``data``, at most ``max_side`` pixels on its longer side.
 
     Transparent images are flattened onto a checkerboard (when ``on_checkerboard``) so the
@@ -110,6 +122,8 @@ def preview(data: bytes, *, max_side: int | None = None, on_checkerboard: bool =
         data: the stored file's bytes.
         max_side: longest side of the result in pixels; ``None`` for full size.
         on_checkerboard: flatten transparency onto a checkerboard.
+        exact: encode a conversion losslessly (PNG), so it shows the decoded pixels exactly
+            (full-size views of AVIF); thumbnails are JPEG.
 
     Returns:
         The preview.
@@ -141,7 +155,7 @@ def preview(data: bytes, *, max_side: int | None = None, on_checkerboard: bool =
         rgba = image.convert("RGBA")
         board = checkerboard(rgba.size).convert("RGBA")
         image = Image.alpha_composite(board, rgba).convert("RGB")
-    lossless = image.mode in ("L", "1", "P", "LA", "RGBA", "PA", "I", "I;16")
+    lossless = exact or image.mode in ("L", "1", "P", "LA", "RGBA", "PA", "I", "I;16")
     encoded, mime = _encode(image, lossless=lossless)
     return Preview(encoded, mime, *image.size, source_format, source_size)
 

@@ -20,6 +20,7 @@ __all__ = ["STALL_AFTER", "header", "rerun_key", "timing_and_cost"]
 
 # A running job whose row has not changed for this long has probably lost its flow run.
 STALL_AFTER = timedelta(minutes=15)
+RERUN_DIALOG_KEY = "rerun-dialog-job"
 
 
 def rerun_key(detail: JobDetail) -> str:
@@ -50,7 +51,13 @@ def _browser_host() -> str | None:
     return urlsplit(url).hostname
 
 
-@st.dialog("Re-run this job?")
+def _close_rerun_dialog() -> None:
+    st.session_state.pop(RERUN_DIALOG_KEY, None)
+
+
+# Open/closed lives in session state: the confirmation survives the 5-second refresh, and its
+# buttons work whether the dialog reruns alone (browser) or with the whole page.
+@st.dialog("Re-run this job?", on_dismiss=_close_rerun_dialog)
 def _confirm_rerun(detail: JobDetail) -> None:
     job = detail.job
     st.markdown(
@@ -66,8 +73,10 @@ def _confirm_rerun(detail: JobDetail) -> None:
     if go.button("Re-run now", type="primary", key="rerun-confirm", icon=":material/replay:"):
         with st.spinner("Asking Prefect for a new flow run…"):
             st.session_state[rerun_key(detail)] = rerun_job(detail, get_settings(), force=force)
+        _close_rerun_dialog()
         st.rerun()
     if cancel.button("Cancel", key="rerun-cancel"):
+        _close_rerun_dialog()
         st.rerun()
 
 
@@ -107,6 +116,8 @@ def header(detail: JobDetail) -> None:
             disabled=blocked is not None,
             help=blocked or "Trigger process-image/default again (asks first).",
         ):
+            st.session_state[RERUN_DIALOG_KEY] = str(job.id)
+        if blocked is None and st.session_state.get(RERUN_DIALOG_KEY) == str(job.id):
             _confirm_rerun(detail)
     started = job.started_at.strftime("%Y-%m-%d %H:%M:%S UTC") if job.started_at else "not started"
     source = redact_url(detail.source_url)

@@ -114,7 +114,7 @@ def full_view(ref: StoreRef, key: str, version: str | None) -> Preview:
         Unavailable: missing, unreadable or not an image.
     """
     try:
-        return preview(read_object(ref, key), max_side=None)
+        return preview(read_object(ref, key), max_side=None, exact=True)
     except PreviewError as exc:
         raise Unavailable(str(exc)) from exc
 

@@ -21,7 +21,7 @@ page = st.navigation([overview, jobs, job])
 
 # A deep link to the root with ?job=<id> opens that job's page.
 if page.url_path != job.url_path and st.query_params.get("job"):
-    st.switch_page(job, query_params={"job": st.query_params["job"]})
+    st.switch_page(job, query_params=st.query_params.to_dict())
 
 
 def _sidebar() -> None:
