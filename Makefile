@@ -14,7 +14,10 @@ setup: $(SETUP_STAMP)
 $(SETUP_STAMP): pyproject.toml uv.lock
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@test -x $(UV) || $(VENV)/bin/pip install --quiet --disable-pip-version-check "uv==0.13.9"
-	UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --frozen --all-extras --python $(PY)
+	# Compiled bytecode: every flow run is a fresh process, and without .pyc files each one
+	# would compile Prefect's thousands of modules again (environments often forbid writing
+	# them at run time).
+	UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --frozen --all-extras --compile-bytecode --python $(PY)
 	@touch $@
 
 demo: setup

@@ -10,7 +10,17 @@ import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
 
-from sqlalchemy import Column, DateTime, Index, String, Text, UniqueConstraint
+from sqlalchemy import (
+    Boolean,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+)
 from sqlmodel import Field, SQLModel
 
 __all__ = [
@@ -22,6 +32,7 @@ __all__ = [
     "JobStep",
     "Step",
     "StepState",
+    "as_utc",
     "utcnow",
 ]
 
@@ -29,6 +40,11 @@ __all__ = [
 def utcnow() -> datetime:
     """Timezone-aware now, the only clock the tables use."""
     return datetime.now(UTC)
+
+
+def as_utc(moment: datetime) -> datetime:
+    """``moment`` as an aware UTC datetime (SQLite hands stored times back without a zone)."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 class JobStatus(StrEnum):
@@ -106,6 +122,7 @@ class Job(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("sku", "sha256", "theme", name="uq_job_sku_sha256_theme"),
         Index("ix_job_status_created", "status", "created_at"),
+        Index("ix_job_dispatch_pending", "dispatch_pending", "created_at"),
     )
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
@@ -124,6 +141,17 @@ class Job(SQLModel, table=True):
     started_at: datetime | None = Field(default=None, sa_column=_tz_column())
     finished_at: datetime | None = Field(default=None, sa_column=_tz_column())
     updated_at: datetime = Field(default_factory=utcnow, sa_column=_tz_column(False))
+    # Outbox of the webhook: a job it accepted waits here until the dispatcher has created its
+    # flow run. Set explicitly by the webhook; jobs of `packshot process` never wait.
+    dispatch_pending: bool = Field(
+        default=False, sa_column=Column(Boolean, nullable=False, server_default=false())
+    )
+    dispatch_attempts: int = Field(
+        default=0, sa_column=Column(Integer, nullable=False, server_default="0")
+    )
+    dispatch_error: str | None = Field(default=None, sa_column=Column(Text))
+    dispatch_next_at: datetime | None = Field(default=None, sa_column=_tz_column())
+    dispatched_at: datetime | None = Field(default=None, sa_column=_tz_column())
 
 
 class JobStep(SQLModel, table=True):

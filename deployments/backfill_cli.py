@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import time
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -97,17 +98,29 @@ def _trigger(rows: list[BackfillRow], theme: str, rerender: bool, chunk_size: in
     return str(run.id)  # type: ignore[union-attr]
 
 
+def _run_finished(run_id: str) -> bool:
+    from prefect import get_client
+
+    with get_client(sync_client=True) as client:
+        state = client.read_flow_run(uuid.UUID(run_id)).state
+    return state is not None and state.is_final()
+
+
 def _follow(
-    console: Console, rows: list[BackfillRow], theme: str, since: datetime
+    console: Console, rows: list[BackfillRow], theme: str, since: datetime, run_id: str
 ) -> dict[str, int]:
     columns = (TextColumn("backfill"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console) as progress:
         bar = progress.add_task("images", total=len(rows))
         while True:
+            finished = _run_finished(run_id)  # read first: the rows it settled are counted next
             outcomes = outcomes_for(rows, theme, since)
-            pending = outcomes.get("PENDING", 0)
+            pending = outcomes.pop("PENDING", 0)
             progress.update(bar, completed=len(rows) - pending)
-            if pending == 0:
+            if pending == 0 or finished:
+                if pending:
+                    # The backfill ended: those rows failed before a job existed (bad URL).
+                    outcomes["FAILED"] += pending
                 return dict(outcomes)
             time.sleep(2)
 
@@ -148,7 +161,7 @@ def run_backfill(
     since = datetime.now(UTC)
     with temporary_settings(updates={PREFECT_API_URL: api}):
         run_id = _trigger(rows, theme, all_images, chunk_size)
-    console.print(f"flow run {run_id} ({BACKFILL_DEPLOYMENT}) started")
-    outcomes = _follow(console, rows, theme, since)
+        console.print(f"flow run {run_id} ({BACKFILL_DEPLOYMENT}) started")
+        outcomes = _follow(console, rows, theme, since, run_id)
     console.print("outcome: " + ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items())))
     return 0 if outcomes.get("DONE", 0) == len(rows) else 1

@@ -29,7 +29,7 @@ from sqlmodel import col, select
 from core.db import session_scope, upgrade_schema
 from core.schemas import ImageJobSpec
 from core.settings import get_settings
-from core.tables import Job
+from core.tables import Job, as_utc
 from deployments import BACKFILL_DEPLOYMENT
 from flows.process_image import process_one
 
@@ -94,7 +94,9 @@ def outcomes_for(rows: list[BackfillRow], theme: str, since: datetime) -> Counte
             else:
                 query = query.where(Job.source_url == row.image_url)
             job = session.exec(query.order_by(col(Job.updated_at).desc())).first()
-            done = job is not None and job.finished_at is not None and job.finished_at >= since
+            done = (
+                job is not None and job.finished_at is not None and as_utc(job.finished_at) >= since
+            )
             outcomes[job.status if done and job else "PENDING"] += 1
     return outcomes
 
@@ -163,5 +165,10 @@ def backfill(
     else:
         _run_chunks(chunks, theme, rerender, max(1, max_parallel))
     outcomes = outcomes_for(planned, theme, started)
+    # Every chunk has finished: a row still without a finished job failed before its job
+    # existed (its source could not be fetched, so its sha256 was never known).
+    outcomes["FAILED"] += outcomes.pop("PENDING", 0)
+    if not outcomes["FAILED"]:
+        del outcomes["FAILED"]
     get_run_logger().info("backfill of %d images: %s", len(planned), dict(outcomes))
     return {"images": len(planned), **outcomes}
