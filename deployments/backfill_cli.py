@@ -63,19 +63,15 @@ def read_csv(path: Path, theme: str, themes_file: Path | None) -> list[BackfillR
     return rows
 
 
-def _estimated_cost(settings: Settings, theme: str, count: int) -> float:
-    from core.pricing import estimate_backfill_cost
-
-    return estimate_backfill_cost(settings, theme, count)
-
-
 def _confirm(
-    console: Console, settings: Settings, theme: str, count: int, assume_yes: bool
+    console: Console, settings: Settings, rows: list[BackfillRow], assume_yes: bool
 ) -> bool:
-    cost = _estimated_cost(settings, theme, count)
-    console.print(f"{count} images, estimated cost ${cost:.4f}")
-    threshold = getattr(settings, "cost_confirm_usd", 0.0)
-    if cost <= threshold or assume_yes:
+    """Print the estimated cost; ask before spending more than the confirmation threshold."""
+    from core.pricing import estimate_job_cost, needs_confirmation
+
+    cost = sum(estimate_job_cost(settings, row.theme or "default") for row in rows)
+    console.print(f"{len(rows)} images, estimated cost ${cost:.4f}")
+    if assume_yes or not needs_confirmation(settings, cost):
         return True
     import typer
 
@@ -147,7 +143,7 @@ def run_backfill(
     if not rows:
         console.print("nothing to do: no images")
         return 0
-    if not _confirm(console, settings, theme, len(rows), assume_yes):
+    if not _confirm(console, settings, rows, assume_yes):
         console.print("cancelled")
         return 1
     api = locate_api_url(settings)
