@@ -13,12 +13,10 @@ import zlib
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 from PIL import (
     AvifImagePlugin,
     GifImagePlugin,
     Image,
-    ImageCms,
     ImageFile,
     JpegImagePlugin,
     PngImagePlugin,
@@ -26,6 +24,9 @@ from PIL import (
     UnidentifiedImageError,
     WebPImagePlugin,
 )
+
+from imaging._colour import to_srgb, to_working_mode
+from imaging._png import encode_png
 
 __all__ = [
     "CONTENT_TYPES",
@@ -297,82 +298,10 @@ def _orientation(image: Image.Image) -> int:
 
 def _to_srgb(image: Image.Image, icc: bytes | None) -> Image.Image:
     try:
-        image = _to_working_mode(image)
+        image = to_working_mode(image)
     except ValueError as exc:  # Pillow: "conversion from X to Y not supported"
         raise UnreadableImage(f"unsupported colour mode {image.mode}") from exc
-    profile = _usable_profile(icc, _PROFILE_SPACES[image.mode])
-    if profile is not None:
-        image = _apply_profile(image, profile)
-    if image.mode in ("L", "CMYK"):
-        # No usable profile: assume the grey is sRGB-encoded and let Pillow do the naive CMYK
-        # conversion (it already undoes Adobe's inverted CMYK while decoding).
-        image = image.convert("RGB")
-    if image.mode == "RGBA" and image.getchannel("A").getextrema()[0] == 255:
-        # An alpha channel with nothing transparent in it is not transparency.
-        image = image.convert("RGB")
-    return image
-
-
-_PROFILE_SPACES = {"L": "GRAY", "RGB": "RGB", "RGBA": "RGB", "CMYK": "CMYK"}
-_TO_WORKING_MODE = {"1": "L", "P": "RGB", "PA": "RGBA", "LA": "RGBA", "RGBa": "RGBA"}
-
-
-def _to_working_mode(image: Image.Image) -> Image.Image:
-    """Reduce every decoder mode to L, RGB, RGBA or CMYK (the modes ICC transforms take)."""
-    if image.mode in ("I", "F") or image.mode.startswith("I;16"):
-        return _to_8bit(image)
-    if "transparency" in image.info and image.mode in ("P", "L", "RGB"):
-        return image.convert("RGBA")
-    if image.mode in _PROFILE_SPACES:
-        return image
-    return image.convert(_TO_WORKING_MODE.get(image.mode, "RGB"))
-
-
-def _to_8bit(image: Image.Image) -> Image.Image:
-    # Pillow's own convert("L") clips 16-bit values at 255 instead of scaling them. Nominal
-    # ranges: integer modes hold 16-bit samples (how Pillow reads 16-bit PNG/TIFF), F holds 0-1.
-    values = np.asarray(image)
-    if image.mode == "F":
-        scaled = np.clip(values, 0.0, 1.0) * 255.0 + 0.5
-    else:
-        scaled = (np.clip(values, 0, 65535).astype(np.uint32) * 255 + 32767) // 65535
-    return Image.fromarray(scaled.astype(np.uint8))
-
-
-def _usable_profile(icc: bytes | None, space: str) -> ImageCms.ImageCmsProfile | None:
-    if not icc:
-        return None
-    try:
-        profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))
-    except (OSError, ValueError, TypeError, ImageCms.PyCMSError):
-        # Browsers show pixels with a broken profile as sRGB; so do we.
-        return None
-    if profile.profile.xcolor_space.strip() != space:
-        return None
-    if space == "RGB" and "sRGB" in (profile.profile.profile_description or ""):
-        # Already sRGB: skip an identity transform that costs ~0.6 s of CPU on a 48 MP photo.
-        return None
-    return profile
-
-
-def _apply_profile(image: Image.Image, profile: ImageCms.ImageCmsProfile) -> Image.Image:
-    out_mode = "RGBA" if image.mode == "RGBA" else "RGB"
-    try:
-        # Relative colorimetric with black-point compensation: what photo editors use to
-        # convert to sRGB for the web. In place when the mode stays, to spare a full-size copy.
-        converted = ImageCms.profileToProfile(
-            image,
-            profile,
-            ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")),
-            renderingIntent=ImageCms.Intent.RELATIVE_COLORIMETRIC,
-            outputMode=out_mode,
-            inPlace=image.mode == out_mode,
-            flags=ImageCms.Flags.BLACKPOINTCOMPENSATION,
-        )
-    except (ImageCms.PyCMSError, ValueError):
-        # A profile LittleCMS cannot use (missing tags, ...): fall back to the naive conversion.
-        return image
-    return image if converted is None else converted
+    return to_srgb(image, icc)
 
 
 def encode(
@@ -426,7 +355,7 @@ def encode(
         )
     image.load()
     if fmt == "png":
-        return _encode_png(image, options["compress_level"])
+        return encode_png(image, options["compress_level"])
     # A fresh Image object over the same pixels: save() stores its options on the object it is
     # called on, so this keeps the caller's image untouched and concurrent encodes of one image
     # independent, without copying pixels (encoders only read them). Empty info: no metadata.
@@ -466,29 +395,6 @@ def _encode_options(
     # One thread per encode: callers parallelise across files, which scales better than
     # libavif's own threads on small images.
     return {"quality": q, "speed": avif_speed, "subsampling": "4:2:0", "max_threads": 1}
-
-
-def _encode_png(image: Image.Image, level: int) -> bytes:
-    # Pillow's PNG writer tries four filters on every row, which costs more than the deflate
-    # itself (~140 of ~230 ms for a 1600 px RGB master, no option to turn it off). The Sub
-    # filter on every row compresses photographic content as well at less than half the CPU.
-    bpp = len(image.getbands())
-    pixels = np.asarray(image).reshape(image.height, image.width * bpp)
-    rows = np.empty((image.height, pixels.shape[1] + 1), dtype=np.uint8)
-    rows[:, 0] = 1  # filter type: Sub
-    rows[:, 1 : bpp + 1] = pixels[:, :bpp]
-    np.subtract(pixels[:, bpp:], pixels[:, :-bpp], out=rows[:, bpp + 1 :])  # wraps mod 256
-    deflate = zlib.compressobj(level, zlib.DEFLATED, 15, 9, zlib.Z_RLE)
-    idat = deflate.compress(rows.data) + deflate.flush()
-    color_type = {"L": 0, "RGB": 2, "RGBA": 6}[image.mode]
-    header = struct.pack(">IIBBBBB", image.width, image.height, 8, color_type, 0, 0, 0)
-    chunks = (_png_chunk(b"IHDR", header), _png_chunk(b"IDAT", idat), _png_chunk(b"IEND", b""))
-    return b"\x89PNG\r\n\x1a\n" + b"".join(chunks)
-
-
-def _png_chunk(kind: bytes, body: bytes) -> bytes:
-    crc = zlib.crc32(body, zlib.crc32(kind))
-    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc)
 
 
 def _check_range(name: str, value: int, low: int, high: int) -> None:

@@ -38,7 +38,7 @@ def _write(tmp_path: Path, name: str, data: bytes) -> str:
 
 def _adobe_rgb_profile() -> bytes:
     """An Adobe RGB (1998) ICC profile built byte by byte (primaries, gamma 563/256)."""
-    from tests.imaging.test_codec import ADOBE_RGB
+    from tests.helpers.icc import ADOBE_RGB
 
     return ADOBE_RGB
 
