@@ -455,3 +455,34 @@ def test_mixed_theme_records_each_variants_provider(router, monkeypatch, tmp_pat
     )
     wide = Image.open(io.BytesIO(_runtime.store().get(keys[0])))
     assert wide.size == (1600, 1600)  # centre-cropped to the square
+
+
+# --- registry ----------------------------------------------------------------------------------
+
+
+def test_start_up_check_wants_the_key_when_freepik_is_used(monkeypatch) -> None:
+    from core.providers.registry import check_providers
+    from core.settings import get_settings
+
+    check_providers(get_settings())  # key set: fine
+    monkeypatch.delenv("PACKSHOT_FREEPIK_API_KEY")
+    for segmenter, backgrounds in (("freepik,local", "gradient"), ("local", "freepik-mystic")):
+        use_freepik(monkeypatch, SEGMENTER=segmenter, BACKGROUNDS=backgrounds, FREEPIK_API_KEY="")
+        with pytest.raises(ConfigurationError, match="PACKSHOT_FREEPIK_API_KEY is not set"):
+            check_providers(get_settings())
+    use_freepik(monkeypatch, SEGMENTER="local", BACKGROUNDS="gradient", FREEPIK_API_KEY="")
+    check_providers(get_settings())  # no Freepik provider: no key needed
+
+
+def test_the_registry_builds_the_freepik_providers(monkeypatch) -> None:
+    from core.providers.freepik import FreepikRemover, MysticGenerator
+    from core.providers.registry import ChainRemover, new_generator, new_remover
+    from core.settings import get_settings
+
+    use_freepik(monkeypatch, SEGMENTER="freepik,local", BACKGROUNDS="freepik-mystic")
+    chain = new_remover(get_settings())
+    assert isinstance(chain, ChainRemover) and chain.name == "freepik,local"
+    assert isinstance(chain.removers[0], FreepikRemover)
+    generator = new_generator(get_settings())
+    assert isinstance(generator, MysticGenerator) and generator.prices["mystic-4k"] == 0.39
+    assert KEY not in repr(chain.removers[0].client) and KEY not in repr(get_settings())

@@ -170,6 +170,24 @@ def test_a_rejected_key_fails_the_job_clearly(cdn, router, monkeypatch) -> None:
         assert KEY not in (job.error or "")
 
 
+def test_an_outage_without_fallback_is_retried_by_the_step_then_fails(
+    cdn, router, monkeypatch
+) -> None:
+    use_freepik(monkeypatch)
+    down = httpx.Response(503, json={"message": "Service Unavailable. Please try again later."})
+    post, _ = mock_remove_background(router, b"", answers=[down] * 20)
+    with pytest.raises(RuntimeError, match=r"HTTP 503"):
+        process_image(sku="SKU-503", image_url=cdn, sha256=SHA)
+    assert post.call_count == 12  # (1 call + 2 client retries) × (1 attempt + 3 step retries)
+    with session_scope(get_settings().database_url) as session:
+        job = session.exec(select(Job).where(Job.sku == "SKU-503")).one()
+        step = session.exec(
+            select(JobStep).where(JobStep.job_id == job.id, JobStep.step == "remove_background")
+        ).one()
+        assert (job.status, job.error_type, job.cost_usd) == ("FAILED", "ProviderUnavailable", 0.0)
+        assert (step.state, step.attempts, step.provider, step.cost_usd) == ("FAILED", 4, None, 0.0)
+
+
 # --- the limits on the test server ----------------------------------------------------------
 
 
