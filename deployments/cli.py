@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -43,6 +44,9 @@ def _source(source: str) -> tuple[str, str | None]:
     """(image_url, sha256 of a local file) — URLs pass through, paths become absolute."""
     if source.startswith(("http://", "https://")):
         return source, None
+    scheme = re.match(r"^([A-Za-z][A-Za-z0-9+.-]*)://", source)
+    if scheme and scheme.group(1).lower() != "file":
+        raise InputError(f"image URL must be http(s), got {scheme.group(1)!r}")
     path = Path(source.removeprefix("file://")).expanduser()
     if not path.is_file():
         raise InputError(f"no such file: {source}")
@@ -177,6 +181,39 @@ def db_upgrade() -> None:
     settings = _settings()
     revision = upgrade_schema(settings.database_url)
     out.print(f"database {redact_url(settings.database_url)} at revision {revision}")
+
+
+@app.command()
+def webhook(
+    host: Annotated[str | None, typer.Option(help="Address; PACKSHOT_BIND if unset.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port; PACKSHOT_WEBHOOK_PORT if unset.")] = None,
+    dispatcher: Annotated[
+        bool,
+        typer.Option(
+            "--dispatcher/--no-dispatcher",
+            help="Create flow runs from this process (one dispatcher per SQLite database).",
+        ),
+    ] = True,
+) -> None:
+    """The webhook alone, with its flow-run dispatcher: what `packshot up` runs on :8000."""
+    import uvicorn
+
+    from deployments.prefect_env import apply_prefect_defaults
+
+    settings = configure(dispatcher_enabled=dispatcher) if not dispatcher else _settings()
+    apply_prefect_defaults(settings)
+    if settings.webhook_secret is None:
+        err.print(
+            "[yellow]warning: PACKSHOT_WEBHOOK_SECRET is not set: signatures are not checked, "
+            "anyone who can reach the port can submit jobs[/yellow]"
+        )
+    uvicorn.run(
+        "webhook.app:create_app",
+        factory=True,
+        host=host or settings.bind,
+        port=port or settings.webhook_port,
+        access_log=False,
+    )
 
 
 def _register_stack_commands() -> None:

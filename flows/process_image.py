@@ -96,9 +96,14 @@ def process_one(
         spec = spec.model_copy(update={"sha256": prefetched.sha256})
     job = jobstate.open_job(spec, flow_run_id=flow_run.get_id(), job_id=job_id, force=force)
     if prefetched is not None:
-        jobstate.record_prefetch(job, prefetched, (time.perf_counter() - started) * 1000)
+        jobstate.record_prefetch(
+            job, prefetched, (time.perf_counter() - started) * 1000, spec.image_url
+        )
     try:
-        manifest_key = _run_steps(job, spec, force=force, rerender=rerender or force)
+        original = prefetched.key if prefetched is not None else None
+        manifest_key = _run_steps(
+            job, spec, original=original, force=force, rerender=rerender or force
+        )
     except Exception as exc:  # noqa: BLE001  (recorded on the job; the caller re-raises)
         jobstate.fail(job, exc)
         return jobstate.view(job)
@@ -114,10 +119,16 @@ def raise_failure(result: JobView) -> None:
     raise RuntimeError(message)
 
 
-def _run_steps(job: str, spec: ImageJobSpec, *, force: bool, rerender: bool) -> str:
-    """The pipeline, in order; mapped steps run concurrently on the flow's thread pool."""
+def _run_steps(
+    job: str, spec: ImageJobSpec, *, original: str | None, force: bool, rerender: bool
+) -> str:
+    """The pipeline, in order; mapped steps run concurrently on the flow's thread pool.
+
+    ``original`` is the stored source when it was already fetched (its sha256 was unknown).
+    """
     sku, sha, theme = spec.sku, spec.sha256 or "", spec.theme
-    original = with_policy(download)(job, sku, spec.image_url, sha)
+    if original is None:
+        original = with_policy(download)(job, sku, spec.image_url, sha)
     cutout = with_policy(remove_background)(job, sku, sha, original, spec.image_url, force)
     backgrounds = with_policy(generate_backgrounds)(job, sku, sha, theme, rerender)
     variants = list(range(1, len(backgrounds) + 1))

@@ -6,14 +6,16 @@ Hooks run client-side and are best effort, so the flow writes its final status d
 from __future__ import annotations
 
 import uuid
+from urllib.parse import urlsplit
 
 from sqlmodel import select
 
 from core import jobs
 from core.schemas import ImageJobSpec, JobView
-from core.tables import JobStep, Step, StepState
+from core.tables import AssetKind, JobStep, Step, StepState
+from core.urls import redact_url
 from tasks._hooks import error_text
-from tasks._runtime import db
+from tasks._runtime import db, describe_stored
 from tasks.download import SourceRef
 
 __all__ = ["fail", "finish", "open_job", "record_prefetch", "view"]
@@ -36,8 +38,9 @@ def open_job(
         return str(job.id)
 
 
-def record_prefetch(job_id: str, ref: SourceRef, ms: float) -> None:
+def record_prefetch(job_id: str, ref: SourceRef, ms: float, source_url: str) -> None:
     """Record the download that ran before the job existed (sha256 was not known)."""
+    asset = describe_stored(ref.key, AssetKind.ORIGINAL)
     with db() as session:
         job = uuid.UUID(job_id)
         jobs.step_started(session, job_id=job, step=Step.DOWNLOAD)
@@ -47,9 +50,11 @@ def record_prefetch(job_id: str, ref: SourceRef, ms: float) -> None:
             step=Step.DOWNLOAD,
             skipped=ref.skipped,
             duration_ms=ms,
-            provider="http",
-            details={"bytes": ref.bytes},
+            provider=urlsplit(source_url).scheme or "file",
+            details={"bytes": ref.bytes, "source": redact_url(source_url)},
         )
+        if asset is not None:
+            jobs.record_assets(session, job_id=job, assets=[asset])
 
 
 def _failed_step(job_id: uuid.UUID) -> str:

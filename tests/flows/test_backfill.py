@@ -106,3 +106,30 @@ def test_csv_rows_are_validated_with_line_numbers(tmp_path: Path) -> None:
     theme.write_text("A1,https://cdn.example/a.jpg,,nope\n")
     with pytest.raises(InputError, match="line 1: unknown theme"):
         read_csv(theme, "default", None)
+
+
+def test_backfill_command_validates_and_asks_before_spending(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from core.settings import get_settings
+    from deployments.cli import app
+
+    runner = CliRunner()
+    bad = tmp_path / "bad.csv"
+    bad.write_text("A1,https://cdn.example/a.jpg\nB 2,https://cdn.example/b.jpg\n")
+    result = runner.invoke(app, ["backfill", "--csv", str(bad)])
+    assert result.exit_code == 2 and "line 2" in result.output
+    assert runner.invoke(app, ["backfill"]).exit_code == 2  # neither --csv nor --all
+
+    monkeypatch.setenv("PACKSHOT_BACKGROUNDS", "freepik-mystic")
+    monkeypatch.setenv("PACKSHOT_FREEPIK_API_KEY", "fpk-test-key-123")
+    monkeypatch.setenv("PACKSHOT_COST_CONFIRM_USD", "0.01")
+    get_settings.cache_clear()
+    good = tmp_path / "good.csv"
+    good.write_text("".join(f"S{n},https://cdn.example/{n}.jpg\n" for n in range(5)))
+    result = runner.invoke(app, ["backfill", "--csv", str(good)], input="n\n")
+    assert result.exit_code == 1, result.output
+    assert "estimated cost $" in result.output and "cancelled" in result.output
+    assert "fpk-test-key-123" not in result.output

@@ -28,6 +28,7 @@ from core.clients import freepik as freepik_client
 from core.clients.freepik import FreepikClient, new_http_client
 from core.db import session_scope
 from core.errors import ConfigurationError
+from core.pricing import estimate_job_cost
 from core.settings import get_settings
 from core.tables import Job, JobStep
 from flows.process_image import process_image
@@ -119,6 +120,7 @@ def test_whole_pipeline_with_both_freepik_providers(
     assert steps["generate_backgrounds"]["provider"] == "freepik-mystic"
     job, rows = _rows(str(result["jobId"]))
     assert job.cost_usd == pytest.approx(0.36) and job.status == "DONE"
+    assert estimate_job_cost(get_settings(), "default") == pytest.approx(job.cost_usd)
     assert rows["remove_background"].attempts == 1
     for leak in (text, caplog.text, json.dumps([r.details for r in rows.values()])):
         assert KEY not in leak
