@@ -426,6 +426,23 @@ def test_white_never_calls_mystic(router) -> None:
     assert "no prompt" in reason and "rendered locally" in reason
 
 
+def test_a_theme_that_forbids_ai_stays_local_even_with_prompts(
+    router, monkeypatch, tmp_path
+) -> None:
+    themes = tmp_path / "themes.json"
+    variant = {"prompt": "marble podium", "stops": [[0, "#FFFFFF"], [1, "#EEEEEE"]]}
+    theme = {"name": "strict", "variants": [variant], "ai_allowed": False}
+    themes.write_text(json.dumps({"themes": [theme]}))
+    use_freepik(monkeypatch, BACKGROUNDS="freepik-mystic", THEMES_FILE=str(themes))
+    job, _ = new_job(theme="strict")
+    render(job, theme="strict")
+    assert not router.calls
+    _, steps = state(job)
+    row = steps["generate_backgrounds"]
+    assert (row.provider, row.cost_usd) == ("gradient", 0.0)
+    assert "rendered locally" in json.loads(row.details or "{}")["by_variant"]["1"]["fallback"]
+
+
 def test_mixed_theme_records_each_variants_provider(router, monkeypatch, tmp_path) -> None:
     themes = tmp_path / "themes.json"
     variants = [
