@@ -1,4 +1,4 @@
-"""Altair charts of the dashboard: jobs by status, jobs per hour, and a job's step timeline."""
+"""Altair charts of the overview: jobs by status and jobs per hour."""
 
 from __future__ import annotations
 
@@ -6,22 +6,14 @@ import altair as alt
 import pandas as pd
 
 from core.tables import STATUS_ORDER, JobStatus
-from dashboard.models import Overview, StepRow
+from dashboard.models import Overview
 
-__all__ = ["per_hour_chart", "status_chart", "step_timeline"]
+__all__ = ["per_hour_chart", "status_chart"]
 
 _STATUS_COLOURS = {
     JobStatus.NEW.value: "#9aa0a6",
     JobStatus.DONE.value: "#34a853",
     JobStatus.FAILED.value: "#d93025",
-}
-_STATE_COLOURS = {
-    "COMPLETED": "#34a853",
-    "SKIPPED": "#9aa0a6",
-    "RUNNING": "#4285f4",
-    "RETRYING": "#f9ab00",
-    "FAILED": "#d93025",
-    "PENDING": "#dadce0",
 }
 
 
@@ -62,53 +54,5 @@ def per_hour_chart(overview: Overview) -> alt.Chart:
             x=alt.X("hour:T", title="hour (UTC)", axis=alt.Axis(format="%H:%M")),
             y=alt.Y("jobs:Q", title="jobs created", axis=alt.Axis(tickMinStep=1, format="d")),
             tooltip=[alt.Tooltip("hour:T", format="%Y-%m-%d %H:00"), "jobs"],
-        )
-    )
-
-
-def step_timeline(steps: tuple[StepRow, ...]) -> alt.Chart | None:
-    """A Gantt chart of the job's steps (mapped variants side by side), or None before any ran."""
-    timed = [step for step in steps if step.started_at is not None]
-    if not timed:
-        return None
-    origin = min(step.started_at for step in timed if step.started_at is not None)
-    rows: list[dict[str, object]] = []
-    labels: list[str] = []
-    for step in sorted(timed, key=lambda s: s.order):
-        assert step.started_at is not None
-        start = (step.started_at - origin).total_seconds() * 1000
-        if step.duration_ms is not None:
-            end = start + step.duration_ms
-        elif step.finished_at is not None:
-            end = (step.finished_at - origin).total_seconds() * 1000
-        else:
-            end = start
-        labels.append(step.label)
-        rows.append(
-            {
-                "step": step.label,
-                "start_ms": round(start, 1),
-                "end_ms": round(max(end, start + 1), 1),
-                "ms": step.duration_ms,
-                "state": step.state,
-                "attempts": step.attempts,
-                "provider": step.provider or "",
-            }
-        )
-    frame = pd.DataFrame(rows)
-    states = list(_STATE_COLOURS)
-    return (
-        alt.Chart(frame, height=max(120, 28 * len(rows)))
-        .mark_bar(cornerRadius=3)
-        .encode(
-            y=alt.Y("step:N", sort=labels, title=None),
-            x=alt.X("start_ms:Q", title="ms since the first step started"),
-            x2="end_ms:Q",
-            color=alt.Color(
-                "state:N",
-                scale=alt.Scale(domain=states, range=[_STATE_COLOURS[s] for s in states]),
-                legend=alt.Legend(orient="bottom", title=None),
-            ),
-            tooltip=["step", "state", "ms", "attempts", "provider"],
         )
     )

@@ -1,8 +1,9 @@
 """The assets card: every stored file of a job with a way to download it, and a ZIP of them all.
 
-On S3 a download is a presigned URL (the browser fetches from the bucket); a local store's
-``file://`` paths mean nothing to a browser on another machine, so the dashboard serves those
-bytes itself, read only when the button is clicked.
+On S3 each file's download is a presigned URL in the table (the browser fetches from the
+bucket). A local store's ``file://`` paths mean nothing to a browser on another machine, so the
+dashboard serves those bytes itself, read only when a download button is clicked. The listing
+is one table rather than a row of widgets per file: the page stays light with dozens of files.
 """
 
 from __future__ import annotations
@@ -10,7 +11,9 @@ from __future__ import annotations
 import io
 import zipfile
 from functools import partial
+from typing import Any
 
+import pandas as pd
 import streamlit as st
 
 from dashboard import objects
@@ -20,8 +23,6 @@ from dashboard.objects import StoreRef, Unavailable
 
 __all__ = ["assets_card", "download_control", "zip_assets"]
 
-_COLUMNS = [1.0, 4.6, 1.0, 0.9, 1.3, 1.2]
-
 
 def download_control(asset: AssetRow, ref: StoreRef, *, key: str) -> None:
     """A presigned link (S3) or a button that serves the file's bytes (local store)."""
@@ -30,7 +31,7 @@ def download_control(asset: AssetRow, ref: StoreRef, *, key: str) -> None:
         st.link_button("Download", link, icon=":material/download:", help="Presigned URL, 1 h")
         return
     st.download_button(
-        "Download",
+        f"Download {asset.name}",
         data=partial(objects.read_object, ref, asset.key),
         file_name=asset.name,
         mime=asset.content_type,
@@ -55,22 +56,50 @@ def zip_assets(detail: JobDetail, ref: StoreRef) -> bytes:
     return buffer.getvalue()
 
 
-def _row(asset: AssetRow, ref: StoreRef, present: bool | None) -> None:
-    cells = st.columns(_COLUMNS, vertical_alignment="center")
-    cells[0].markdown(f"{asset.kind}" + (f" {asset.variant}" if asset.variant else ""))
-    cells[1].markdown(f"`{asset.key}`")
-    cells[2].text(asset.pixels or "–")
-    cells[3].text(human_bytes(asset.bytes))
-    cells[4].text(asset.content_type)
-    with cells[5]:
-        if present is False:
-            st.markdown(":red[missing]", help="The row exists but the store has no such object.")
-        else:
-            download_control(asset, ref, key=asset.key)
+def _table(
+    detail: JobDetail, links: dict[str, str | None], present: dict[str, bool | None]
+) -> None:
+    assets = detail.assets
+    frame = pd.DataFrame(
+        {
+            "kind": [a.kind + (f" {a.variant}" if a.variant else "") for a in assets],
+            "key": [a.key for a in assets],
+            "pixels": [a.pixels for a in assets],
+            "size": [human_bytes(a.bytes) for a in assets],
+            "bytes": [a.bytes for a in assets],
+            "type": [a.content_type for a in assets],
+            "stored": [{True: "✓", False: "missing", None: ""}[present[a.key]] for a in assets],
+            "download": [links[a.key] for a in assets],
+        }
+    )
+    config: dict[str, Any] = {"bytes": None}
+    if any(links.values()):
+        config["download"] = st.column_config.LinkColumn("download", display_text="download")
+    else:
+        config["download"] = None
+    if all(value is None for value in present.values()):
+        config["stored"] = None
+    st.dataframe(frame, hide_index=True, width="stretch", column_config=config)
+
+
+def _pick_and_download(detail: JobDetail, ref: StoreRef, present: dict[str, bool | None]) -> None:
+    stored = [asset for asset in detail.assets if present[asset.key] is not False]
+    if not stored:
+        return
+    by_key = {asset.key: asset for asset in stored}
+    left, right = st.columns([3, 2], vertical_alignment="bottom")
+    key = left.selectbox(
+        "File",
+        list(by_key),
+        format_func=lambda k: f"{by_key[k].kind} · {by_key[k].name}",
+        key="assets-file",
+    )
+    with right:
+        download_control(by_key[key], ref, key="assets-file")
 
 
 def assets_card(detail: JobDetail, ref: StoreRef) -> None:
-    """The bordered card listing all files of the job."""
+    """The bordered card listing all files of the job, with their downloads."""
     job = detail.job
     with st.container(border=True):
         title, action = st.columns([3, 1], vertical_alignment="center")
@@ -89,8 +118,8 @@ def assets_card(detail: JobDetail, ref: StoreRef) -> None:
             on_click="ignore",
             icon=":material/folder_zip:",
         )
-        header = st.columns(_COLUMNS)
-        for cell, name in zip(header, ("kind", "key", "pixels", "size", "type", ""), strict=True):
-            cell.markdown(f"**{name}**")
-        for asset in detail.assets:
-            _row(asset, ref, objects.stored(ref, asset.key))
+        links = {asset.key: objects.download_link(ref, asset.key) for asset in detail.assets}
+        present = {asset.key: objects.stored(ref, asset.key) for asset in detail.assets}
+        _table(detail, links, present)
+        if not all(links.values()):
+            _pick_and_download(detail, ref, present)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
+from typing import Literal
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -46,7 +47,7 @@ class Preview:
     source_size: tuple[int, int]
 
     @property
-    def pillow_format(self) -> str:
+    def pillow_format(self) -> Literal["JPEG", "PNG"]:
         """``JPEG`` or ``PNG``: what ``st.image(output_format=…)`` must keep."""
         return "PNG" if self.mime == "image/png" else "JPEG"
 

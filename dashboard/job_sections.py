@@ -10,11 +10,11 @@ import streamlit as st
 from core.settings import get_settings
 from core.tables import JobStatus, utcnow
 from core.urls import redact_url
-from dashboard import charts
 from dashboard.actions import RerunResult, flow_run_url, rerun_job
 from dashboard.components import asset_checklist, progress_bar, status_badge
 from dashboard.fmt import ago, human_ms, usd
 from dashboard.models import JobDetail
+from dashboard.timeline import timeline_html
 
 __all__ = ["STALL_AFTER", "header", "rerun_key", "timing_and_cost"]
 
@@ -102,10 +102,11 @@ def header(detail: JobDetail) -> None:
         prefect, rerun = st.columns(2)
         if job.flow_run_id:
             prefect.link_button(
-                "Flow run in Prefect",
+                "Prefect run",
                 flow_run_url(settings, job.flow_run_id, _browser_host()),
                 icon=":material/open_in_new:",
                 width="stretch",
+                help="This job's flow run in the Prefect UI: logs, retries, task runs.",
             )
         blocked = _rerun_blocked(detail)
         if rerun.button(
@@ -142,8 +143,8 @@ def header(detail: JobDetail) -> None:
 def timing_and_cost(detail: JobDetail) -> None:
     """Per-step timeline chart, the step table with attempts, time and cost, and the totals."""
     st.markdown("#### Timing and cost")
-    chart = charts.step_timeline(detail.steps)
-    if chart is None:
+    timeline = timeline_html(detail.steps, now=utcnow())
+    if timeline is None:
         st.caption("No step has started yet.")
         return
     total_ms = sum(step.duration_ms or 0.0 for step in detail.steps)
@@ -152,7 +153,7 @@ def timing_and_cost(detail: JobDetail) -> None:
     cells[1].metric("Step time (sum)", human_ms(total_ms), help="Mapped steps run side by side.")
     cells[2].metric("Cost", usd(detail.job.cost_usd))
     cells[3].metric("Attempts", sum(step.attempts for step in detail.steps))
-    st.altair_chart(chart, width="stretch")
+    st.html(timeline)
     frame = pd.DataFrame(
         {
             "step": [step.label for step in detail.steps],

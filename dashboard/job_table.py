@@ -28,7 +28,9 @@ _HEADERS = ["Status", "SKU", "Theme", "Progress", "Created", "Time", "Cost", "Er
 
 def reset_page() -> None:
     """Go back to page 1 (after the filter or the page size changed)."""
-    st.session_state[FILTER_KEYS["page"]] = 1
+    # Dropping the widget's value (rather than setting it) lets st.pagination fall back to its
+    # default without a "value set via the Session State API" warning.
+    st.session_state.pop(FILTER_KEYS["page"], None)
 
 
 def _clear_filters() -> None:
@@ -146,7 +148,7 @@ def job_table(*, page_size: int) -> JobPage | None:
     st.caption(f"Jobs {first}–{first + len(page.rows) - 1} of {page.total:,}, newest first")
     _rows(page)
     if page.pages > 1:
-        # The widget must not hold a page that a narrower filter no longer has.
-        st.session_state[page_key] = page.page
-        st.pagination(page.pages, key=page_key, persist_state="session")
+        # When the stored page no longer exists (fewer matches now), the widget falls back to
+        # its default: the last page, which is what the query showed.
+        st.pagination(page.pages, default=page.page, key=page_key, persist_state="session")
     return page

@@ -24,6 +24,14 @@ if page.url_path != job.url_path and st.query_params.get("job"):
     st.switch_page(job, query_params=st.query_params.to_dict())
 
 
+def _short(url: str, keep: int = 28) -> str:
+    """``sqlite:///…/packshot.db``: long paths cut in the middle (the tooltip has all of it)."""
+    if len(url) <= keep:
+        return url
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://…{rest[-(keep - len(scheme) - 4) :]}"
+
+
 def _sidebar() -> None:
     settings = get_settings()
     with st.sidebar:
@@ -34,8 +42,9 @@ def _sidebar() -> None:
             key=LIVE_KEY,
             persist_state="session",
         )
-        st.caption(f"Database: `{database_label()}`")
-        st.caption(f"Store: `{redact_url(store_ref(settings).url)}`")
+        database, store = database_label(), redact_url(store_ref(settings).url)
+        st.caption(f"Database: `{_short(database)}`", help=database)
+        st.caption(f"Store: `{_short(store)}`", help=store)
         st.markdown(f"[Prefect UI]({prefect_ui_base(settings)}) :material/open_in_new:")
 
 

@@ -57,7 +57,9 @@ def done_job(settings: Settings, store: ObjectStore) -> uuid.UUID:
 @pytest.fixture
 def failed_job(settings: Settings, store: ObjectStore) -> uuid.UUID:
     """A job that failed in the composite step (stage 4 of 7)."""
-    return seed_job(settings.database_url, store, sku="MUG-7", theme="white", fail_in=Step.COMPOSITE)
+    return seed_job(
+        settings.database_url, store, sku="MUG-7", theme="white", fail_in=Step.COMPOSITE
+    )
 
 
 @pytest.fixture

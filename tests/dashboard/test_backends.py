@@ -77,13 +77,16 @@ def test_s3_store_job_page_with_presigned_downloads(app, s3_store, settings):
     done = seed_job(get_settings().database_url, s3_store, sku="LAMP-1")
     at = app(job=str(done), tab="Composites")
     assert sum(len(node.value) for node in at.get("image")) == 2
-    links = [button.proto.url for button in at.link_button if button.proto.label == "Download"]
+    links = list(at.dataframe[1].value["download"])
     assert len(links) == 26
     query = parse_qs(urlsplit(links[0]).query)
     assert "X-Amz-Signature" in query and "X-Amz-Expires" in query
-    assert all(urlsplit(url).path.startswith(f"/{BUCKET}/assets/") or f"{BUCKET}." in url for url in links)
+    assert all(
+        urlsplit(url).path.startswith(f"/{BUCKET}/assets/") or f"{BUCKET}." in url for url in links
+    )
     # On S3 only the ZIP is served by the dashboard; every file has its own presigned link.
     assert [button.label for button in at.download_button] == ["Download all (.zip)"]
+    assert not [box for box in at.selectbox if box.key == "assets-file"]
 
 
 def test_s3_missing_object_is_a_placeholder(app, s3_store):

@@ -32,8 +32,9 @@ def test_deep_link_opens_the_job(app, done_job, route):
     assert any("LAMP-1 · default" in md.value for md in at.markdown)
 
 
-def test_done_job_progress_tabs_assets_timing_and_cost(app, done_job, settings):
+def test_done_job_progress_tabs_assets_timing_and_cost(app, done_job, settings, store):
     at = app(job=str(done_job))
+    original = next(key for key in store.list("originals/")).rsplit("/", 1)[-1]
     assert "Step 7 of 7 (100%)" in _html(at)
     assert [tab.label for tab in at.tabs] == [
         "Original",
@@ -45,9 +46,13 @@ def test_done_job_progress_tabs_assets_timing_and_cost(app, done_job, settings):
     assert _images(at) == 1, "only the open tab (Original) loads its image"
     checklist = next(c.value for c in at.caption if c.value.startswith("Assets:"))
     assert "Derivatives (18) ✓" in checklist and "Manifest ✓" in checklist
-    # Assets card: one download per file (26) plus the ZIP of all of them.
-    assert len(at.download_button) == 27
+    # Assets card: all 26 files listed, a ZIP of all of them, and any one file on its own.
     assert any("Assets · 26 files" in md.value for md in at.markdown)
+    files = at.dataframe[1].value
+    assert len(files) == 26 and set(files["stored"]) == {"✓"}
+    assert files["bytes"].sum() == sum(len(store.get(key)) for key in files["key"])
+    assert [b.label for b in at.download_button] == ["Download all (.zip)", f"Download {original}"]
+    assert len(at.selectbox(key="assets-file").options) == 26
     steps = at.dataframe[0].value
     assert list(steps["step"]) == [
         "download",
@@ -62,7 +67,8 @@ def test_done_job_progress_tabs_assets_timing_and_cost(app, done_job, settings):
     ]
     assert list(steps["cost"])[1] == "$0.0125"
     assert {metric.label: metric.value for metric in at.metric}["Cost"] == "$0.0125"
-    assert at.get("vega_lite_chart"), "per-step timeline"
+    timeline = _html(at)
+    assert "composite #2" in timeline and "derivatives #1" in timeline, "per-step timeline"
     with session_scope(settings.database_url) as session:
         flow_run_id = session.get(Job, done_job).flow_run_id
     assert at.link_button[0].proto.url == f"http://127.0.0.1:4200/runs/flow-run/{flow_run_id}"
@@ -126,8 +132,9 @@ def test_missing_file_is_a_placeholder_not_a_crash(app, done_job, store, setting
     at = app(job=str(done_job), tab="Derivatives")
     assert _images(at) == 17
     assert any(f"missing from the store: {missing}" in w.value for w in at.warning)
-    assert any(":red[missing]" in md.value for md in at.markdown)
-    assert len(at.download_button) == 26  # no download for the missing file
+    files = at.dataframe[1].value
+    assert list(files.loc[files["key"] == missing, "stored"]) == ["missing"]
+    assert missing not in at.selectbox(key="assets-file").options, "no download for a missing file"
 
 
 def test_unknown_and_malformed_job_ids(app, done_job):

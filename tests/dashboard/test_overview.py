@@ -20,7 +20,9 @@ def _metrics(at) -> dict[str, str]:
     return {metric.label: metric.value for metric in at.metric}
 
 
-def _add_jobs(database_url: str, count: int, *, sku: str = "BULK", start: datetime | None = None) -> list[uuid.UUID]:
+def _add_jobs(
+    database_url: str, count: int, *, sku: str = "BULK", start: datetime | None = None
+) -> list[uuid.UUID]:
     """``count`` NEW jobs created one minute apart, newest last."""
     upgrade_schema(database_url)
     start = start or datetime.now(UTC) - timedelta(minutes=count)
@@ -28,7 +30,9 @@ def _add_jobs(database_url: str, count: int, *, sku: str = "BULK", start: dateti
     with session_scope(database_url) as session:
         for n in range(count):
             sha = hashlib.sha256(f"{sku}{n}".encode()).hexdigest()
-            spec = ImageJobSpec(sku=f"{sku}-{n:03d}", image_url="https://cdn.example.com/x.jpg", sha256=sha)
+            spec = ImageJobSpec(
+                sku=f"{sku}-{n:03d}", image_url="https://cdn.example.com/x.jpg", sha256=sha
+            )
             job, _ = jobs.get_or_create_job(session, spec=spec)
             job.created_at = start + timedelta(minutes=n)
             ids.append(job.id)
@@ -53,7 +57,9 @@ def test_unreachable_database_is_an_error_state_not_a_crash(app, monkeypatch):
     from core import settings as settings_module
 
     # Port 1 refuses connections at once: a database server that is down.
-    monkeypatch.setenv("PACKSHOT_DATABASE_URL", "postgresql+psycopg://packshot:s3cret@127.0.0.1:1/packshot")
+    monkeypatch.setenv(
+        "PACKSHOT_DATABASE_URL", "postgresql+psycopg://packshot:s3cret@127.0.0.1:1/packshot"
+    )
     settings_module.get_settings.cache_clear()
     at = app()
     assert at.error, "expected an error element"
@@ -63,7 +69,9 @@ def test_unreachable_database_is_an_error_state_not_a_crash(app, monkeypatch):
     assert [button.label for button in at.button] == ["Try again"]
 
 
-def test_counts_costs_failures_and_table_for_done_failed_and_running_jobs(app, done_job, failed_job, running_job):
+def test_counts_costs_failures_and_table_for_done_failed_and_running_jobs(
+    app, done_job, failed_job, running_job
+):
     at = app()
     metrics = _metrics(at)
     assert metrics["Jobs"] == "3" and metrics["Done"] == "1"
@@ -175,4 +183,3 @@ def test_new_jobs_show_up_without_losing_the_filter(app, settings, done_job):
     at.run()
     assert _links(at) == ["BULK-001", "BULK-000"]
     assert at.text_input(key="jobs-sku").value == "BULK"
-

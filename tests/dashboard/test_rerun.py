@@ -71,7 +71,9 @@ def _confirm(at, *, force: bool = False):
     return at.button(key="rerun-confirm").click().run()
 
 
-def test_rerun_asks_first_then_triggers_the_deployment(app, done_job, prefect_api, deployments, settings):
+def test_rerun_asks_first_then_triggers_the_deployment(
+    app, done_job, prefect_api, deployments, settings
+):
     at = app(job=str(done_job))
     at.button(key="rerun-open").click().run()
     assert deployments.runs == [], "nothing is triggered before the confirmation"

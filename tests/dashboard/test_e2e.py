@@ -1,0 +1,188 @@
+"""End to end: the real app under ``streamlit run`` on a free port, driven by headless Chromium.
+
+Opens the overview, clicks into a DONE job, switches through every image tab and checks that
+each image really loaded in the browser (``naturalWidth > 0``). Screenshots go to
+``test-artifacts/dashboard/``; with ``UPDATE_README_SCREENSHOT=1`` the job page one also
+replaces ``docs/images/job-page.png`` (the README's picture).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from PIL import Image
+
+from core.settings import Settings
+from core.storage import ObjectStore
+from dashboard.gallery import TABS
+from dashboard.launch import streamlit_argv, streamlit_env
+from tests.dashboard.seed import Sizes, seed_job
+
+CHROMIUM = Path("/usr/bin/chromium")
+# Without the background-networking switches Chromium dials out at start and, on a machine
+# without internet access, its connections are refused; the others keep it quiet and headless.
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts" / "dashboard"
+README_SHOT = ROOT / "docs" / "images" / "job-page.png"
+IMAGES_PER_TAB = {
+    "Original": 1,
+    "Cutout & Mask": 2,
+    "Backgrounds": 2,
+    "Composites": 2,
+    "Derivatives": 18,
+}
+TIMEOUT_MS = 60_000
+
+pytestmark = [
+    pytest.mark.skipif(
+        not CHROMIUM.exists(),
+        reason="needs Debian's chromium at /usr/bin/chromium (`make browser` installs it; `make test` runs that)",
+    ),
+    pytest.mark.slow,
+    pytest.mark.xdist_group("browser"),
+]
+
+
+@pytest.fixture
+def done_job(settings: Settings, store: ObjectStore) -> uuid.UUID:
+    """The DONE job made from the bundled desk-lamp photo, so the screenshots look like a real run."""
+    sizes = Sizes(
+        photo=(554, 512), master=800, derivatives=(("hero", 600), ("pdp", 400), ("thumb", 100))
+    )
+    return seed_job(settings.database_url, store, sku="LAMP-1", sizes=sizes, sample_photo=True)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def server(
+    settings: Settings,
+    tmp_path: Path,
+    done_job: uuid.UUID,
+    failed_job: uuid.UUID,
+    running_job: uuid.UUID,
+) -> Iterator[str]:
+    """``streamlit run`` exactly as ``packshot dashboard`` starts it, on a free port."""
+    port = _free_port()
+    log = (tmp_path / "streamlit.log").open("w")
+    process = subprocess.Popen(
+        streamlit_argv(settings, port=port),
+        env=streamlit_env(settings, os.environ),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=tmp_path,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            if process.poll() is not None:
+                pytest.fail(
+                    f"streamlit exited with {process.returncode}:\n{(tmp_path / 'streamlit.log').read_text()}"
+                )
+            try:
+                if httpx.get(f"{base}/_stcore/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail("streamlit did not answer /_stcore/health within 90 s")
+            time.sleep(0.2)
+        yield base
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+
+
+def _wait_for_images(page, count: int) -> None:
+    """Until exactly ``count`` images are on the page and every one decoded in the browser."""
+    page.wait_for_function(
+        """count => {
+            const images = [...document.querySelectorAll('[data-testid="stImage"] img')];
+            return images.length === count && images.every(i => i.complete && i.naturalWidth > 0);
+        }""",
+        arg=count,
+        timeout=TIMEOUT_MS,
+    )
+
+
+def _small_png(shot: bytes) -> bytes:
+    """The screenshot as a 256-colour PNG: the README picture stays well under 300 KB."""
+    image = Image.open(io.BytesIO(shot)).convert("RGB")
+    buffer = io.BytesIO()
+    image.quantize(colors=256, method=Image.Quantize.MEDIANCUT).save(buffer, "PNG", optimize=True)
+    return buffer.getvalue()
+
+
+def test_overview_to_done_job_through_every_tab(server: str, done_job: uuid.UUID) -> None:
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 960})
+            page.set_default_timeout(TIMEOUT_MS)
+            failed_requests: list[str] = []
+            page.on("requestfailed", lambda request: failed_requests.append(request.url))
+
+            page.goto(server, wait_until="domcontentloaded")
+            page.get_by_text("Jobs by status").wait_for()
+            for sku in ("LAMP-1", "MUG-7", "SHIRT-3"):
+                page.get_by_role("link", name=sku, exact=True).wait_for()
+            page.screenshot(path=ARTIFACTS / "overview.png")
+
+            page.get_by_role("link", name="LAMP-1", exact=True).click()
+            page.wait_for_url(f"**/job?job={done_job}**")
+            page.get_by_text("Step 7 of 7 (100%)").wait_for()
+            assert [tab.text_content() for tab in page.get_by_role("tab").all()] == list(TABS)
+
+            shots: dict[str, bytes] = {}
+            for tab in TABS:
+                page.get_by_role("tab", name=tab, exact=True).click()
+                _wait_for_images(page, IMAGES_PER_TAB[tab])
+                widths = page.eval_on_selector_all(
+                    '[data-testid="stImage"] img', "images => images.map(i => i.naturalWidth)"
+                )
+                assert all(width > 0 for width in widths), (tab, widths)
+                shots[tab] = page.screenshot(path=ARTIFACTS / f"job-{tab.split()[0].lower()}.png")
+            assert "tab=Derivatives" in page.url, "the open tab is part of the link"
+            assert not failed_requests, failed_requests
+        finally:
+            browser.close()
+
+    picture = _small_png(shots["Composites"])
+    (ARTIFACTS / "job-page.png").write_bytes(picture)
+    assert len(picture) < 300_000
+    if os.environ.get("UPDATE_README_SCREENSHOT") == "1":
+        README_SHOT.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(ARTIFACTS / "job-page.png", README_SHOT)
