@@ -73,6 +73,7 @@ def tracked(job_id: str, step: Step, variant: int = 0) -> Iterator[StepRecord]:
                 error=error_text(exc),
                 final=final,
                 duration_ms=(time.perf_counter() - started) * 1000,
+                cost_usd=record.cost_usd,  # paid calls made before the failure
             )
         raise
     _finish(job, step, variant, record, (time.perf_counter() - started) * 1000)

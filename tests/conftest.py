@@ -45,3 +45,6 @@ def _clear_runtime_caches() -> None:
     runtime = sys.modules.get("tasks._runtime")
     if runtime is not None:
         runtime.reset()
+    registry = sys.modules.get("core.providers.registry")
+    if registry is not None:
+        registry.reset_providers()
