@@ -57,6 +57,11 @@ def prefect_server() -> Iterator[str]:
         os.environ["PREFECT_API_URL"] = url
         yield url
     finally:
+        from prefect.events.worker import EventsWorker
+        from prefect.logging.handlers import APILogWorker
+
+        APILogWorker.drain_all(timeout=10)  # send what is queued before the server goes
+        EventsWorker.drain_all(timeout=10)
         os.environ.pop("PREFECT_API_URL", None)
         proc.terminate()
         proc.wait(timeout=30)
