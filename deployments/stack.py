@@ -47,8 +47,8 @@ def stack_env(
             "PREFECT_LOGGING_EXTRA_LOGGERS": "packshot",
             # SQLite under a worker, a webhook and flow runs: wait for the lock, don't fail.
             "PREFECT_SERVER_DATABASE_TIMEOUT": "60",
-            # A short poll keeps pickup latency low (the default is 10 s).
-            "PREFECT_WORKER_QUERY_SECONDS": "2",
+            # A short poll keeps pickup latency low (the default is 10 s; one request a second).
+            "PREFECT_WORKER_QUERY_SECONDS": "1",
             "PYTHONUNBUFFERED": "1",
         }
     )
