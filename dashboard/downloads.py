@@ -11,13 +11,12 @@ from __future__ import annotations
 import io
 import zipfile
 from functools import partial
-from typing import Any
 
-import pandas as pd
 import streamlit as st
 
 from dashboard import objects
 from dashboard.fmt import human_bytes
+from dashboard.htmlviews import Link, table_html
 from dashboard.models import AssetRow, JobDetail
 from dashboard.objects import StoreRef, Unavailable
 
@@ -59,27 +58,27 @@ def zip_assets(detail: JobDetail, ref: StoreRef) -> bytes:
 def _table(
     detail: JobDetail, links: dict[str, str | None], present: dict[str, bool | None]
 ) -> None:
-    assets = detail.assets
-    frame = pd.DataFrame(
-        {
-            "kind": [a.kind + (f" {a.variant}" if a.variant else "") for a in assets],
-            "key": [a.key for a in assets],
-            "pixels": [a.pixels for a in assets],
-            "size": [human_bytes(a.bytes) for a in assets],
-            "bytes": [a.bytes for a in assets],
-            "type": [a.content_type for a in assets],
-            "stored": [{True: "✓", False: "missing", None: ""}[present[a.key]] for a in assets],
-            "download": [links[a.key] for a in assets],
-        }
-    )
-    config: dict[str, Any] = {"bytes": None}
-    if any(links.values()):
-        config["download"] = st.column_config.LinkColumn("download", display_text="download")
-    else:
-        config["download"] = None
-    if all(value is None for value in present.values()):
-        config["stored"] = None
-    st.dataframe(frame, hide_index=True, width="stretch", column_config=config)
+    with_links = any(links.values())
+    checked = any(value is not None for value in present.values())
+    headers = ["kind", "key", "pixels", "size", "type"]
+    headers += ["stored"] if checked else []
+    headers += ["download"] if with_links else []
+    rows = []
+    for asset in detail.assets:
+        row: list[object] = [
+            asset.kind + (f" {asset.variant}" if asset.variant else ""),
+            asset.key,
+            asset.pixels,
+            human_bytes(asset.bytes),
+            asset.content_type,
+        ]
+        if checked:
+            row.append({True: "✓", False: "missing", None: ""}[present[asset.key]])
+        if with_links:
+            url = links[asset.key]
+            row.append(Link("download", url) if url else "")
+        rows.append(row)
+    st.html(table_html(headers, rows))
 
 
 def _pick_and_download(detail: JobDetail, ref: StoreRef, present: dict[str, bool | None]) -> None:
@@ -118,8 +117,7 @@ def assets_card(detail: JobDetail, ref: StoreRef) -> None:
             on_click="ignore",
             icon=":material/folder_zip:",
         )
-        links = {asset.key: objects.download_link(ref, asset.key) for asset in detail.assets}
-        present = {asset.key: objects.stored(ref, asset.key) for asset in detail.assets}
-        _table(detail, links, present)
-        if not all(links.values()):
-            _pick_and_download(detail, ref, present)
+        found = objects.availability(ref, tuple(asset.key for asset in detail.assets))
+        _table(detail, found.links, found.present)
+        if not all(found.links.values()):
+            _pick_and_download(detail, ref, found.present)

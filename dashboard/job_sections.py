@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import pandas as pd
 import streamlit as st
 
 from core.settings import get_settings
@@ -13,8 +12,8 @@ from core.urls import redact_url
 from dashboard.actions import RerunResult, flow_run_url, rerun_job
 from dashboard.components import asset_checklist, progress_bar, status_badge
 from dashboard.fmt import ago, human_ms, usd
+from dashboard.htmlviews import table_html, timeline_html
 from dashboard.models import JobDetail
-from dashboard.timeline import timeline_html
 
 __all__ = ["STALL_AFTER", "header", "rerun_key", "timing_and_cost"]
 
@@ -154,17 +153,18 @@ def timing_and_cost(detail: JobDetail) -> None:
     cells[2].metric("Cost", usd(detail.job.cost_usd))
     cells[3].metric("Attempts", sum(step.attempts for step in detail.steps))
     st.html(timeline)
-    frame = pd.DataFrame(
-        {
-            "step": [step.label for step in detail.steps],
-            "state": [step.state for step in detail.steps],
-            "attempts": [step.attempts for step in detail.steps],
-            "time": [human_ms(step.duration_ms) for step in detail.steps],
-            "ms": [step.duration_ms for step in detail.steps],
-            "cost": [usd(step.cost_usd) for step in detail.steps],
-            "provider": [step.provider or "" for step in detail.steps],
-            "error": [(step.error or "")[:200] for step in detail.steps],
-        }
-    )
-    st.dataframe(frame, hide_index=True, width="stretch")
+    rows = [
+        (
+            step.label,
+            step.state,
+            step.attempts,
+            human_ms(step.duration_ms),
+            usd(step.cost_usd),
+            step.provider or "",
+            (step.error or "")[:200],
+        )
+        for step in detail.steps
+    ]
+    headers = ("step", "state", "attempts", "time", "cost", "provider", "error")
+    st.html(table_html(headers, rows))
     st.caption(f"Total cost {usd(detail.job.cost_usd)} (steps: {usd(detail.steps_cost_usd)}).")

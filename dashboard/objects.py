@@ -17,14 +17,15 @@ from core.storage import ObjectNotFound, ObjectStore, new_store
 from dashboard.images import Preview, PreviewError, coverage, preview
 
 __all__ = [
+    "Availability",
     "StoreRef",
     "Unavailable",
+    "availability",
     "download_link",
     "full_view",
     "mask_coverage",
     "read_object",
     "store_ref",
-    "stored",
     "thumbnail",
 ]
 
@@ -139,6 +140,10 @@ def download_link(ref: StoreRef, key: str) -> str | None:
     ``file://`` URLs point into the server's disk, which a browser elsewhere cannot open, so the
     page serves those files' bytes itself instead.
     """
+    return _link(ref, key)
+
+
+def _link(ref: StoreRef, key: str) -> str | None:
     try:
         url = _store(ref).url(key, expires_in=LINK_EXPIRES_S)
     except (StorageError, ConfigurationError):
@@ -146,15 +151,29 @@ def download_link(ref: StoreRef, key: str) -> str | None:
     return url if url.startswith(("https://", "http://")) else None
 
 
-def stored(ref: StoreRef, key: str) -> bool | None:
-    """Whether the object exists; None when asking would cost a network round trip per file.
+@dataclass(frozen=True)
+class Availability:
+    """How a browser gets each file: a direct link (S3), or through the page if it is stored."""
 
-    A local store answers with one ``stat``; on S3 the presigned link itself reports a missing
-    object, so the card does not spend a HEAD request per file.
+    links: dict[str, str | None]
+    present: dict[str, bool | None]
+
+
+@st.cache_data(ttl=5, max_entries=64, show_spinner=False)
+def availability(ref: StoreRef, keys: tuple[str, ...]) -> Availability:
+    """Presigned links and presence of many objects in one cached call.
+
+    A local store answers presence with one ``stat`` per file; on S3 the presigned link itself
+    reports a missing object, so no HEAD request is spent per file (presence is None).
     """
-    if download_link(ref, key) is not None:
-        return None
-    try:
-        return _store(ref).exists(key)
-    except (StorageError, ConfigurationError):
-        return None
+    links = {key: _link(ref, key) for key in keys}
+    present: dict[str, bool | None] = {}
+    for key in keys:
+        if links[key] is not None:
+            present[key] = None
+            continue
+        try:
+            present[key] = _store(ref).exists(key)
+        except (StorageError, ConfigurationError):
+            present[key] = None
+    return Availability(links=links, present=present)

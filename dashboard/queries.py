@@ -212,7 +212,9 @@ def _step_stats(session: Session, now: datetime) -> tuple[StepStat, ...]:
             col(JobStep.duration_ms).is_not(None),
             col(JobStep.finished_at) >= now - STATS_WINDOW,
         )
-        .order_by(col(JobStep.finished_at).desc())
+        # Newest rows by primary key (rows are inserted when a step starts): the key's own
+        # index serves this, where ordering by finished_at would sort the whole window.
+        .order_by(col(JobStep.id).desc())
         .limit(STATS_MAX_ROWS)
     )
     durations: dict[str, list[float]] = defaultdict(list)

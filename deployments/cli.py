@@ -216,6 +216,27 @@ def webhook(
     )
 
 
+@app.command()
+def dashboard(
+    port: Annotated[
+        int | None, typer.Option(help="Port; PACKSHOT_DASHBOARD_PORT if unset.")
+    ] = None,
+) -> None:
+    """The Streamlit dashboard alone (what `packshot up` runs on :8501)."""
+    import os
+
+    from core.db import upgrade_schema
+    from dashboard.launch import streamlit_argv, streamlit_env
+
+    settings = _settings()
+    upgrade_schema(settings.database_url)
+    host = "127.0.0.1" if settings.bind in ("0.0.0.0", "::") else settings.bind
+    out.print(f"dashboard on http://{host}:{port or settings.dashboard_port} (Ctrl-C stops it)")
+    argv = streamlit_argv(settings, port=port)
+    # Become the server: Ctrl-C and a supervisor's SIGTERM reach Streamlit itself.
+    os.execve(argv[0], argv, streamlit_env(settings, os.environ))
+
+
 def _register_stack_commands() -> None:
     from deployments import stack_commands
 

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-import pandas as pd
 import streamlit as st
 
 from core.settings import get_settings
-from dashboard import charts, queries
+from core.tables import STATUS_ORDER, JobStatus
+from dashboard import queries
 from dashboard.components import JOB_PAGE, data_error, empty_state, live_refresh
 from dashboard.fmt import ago, human_ms, usd
+from dashboard.htmlviews import bars_html, columns_html, table_html
 from dashboard.job_table import job_table
 from dashboard.models import Overview
 
 PAGE_SIZE = 15
+_STATUS_COLOURS = {JobStatus.NEW: "#9aa0a6", JobStatus.DONE: "#34a853", JobStatus.FAILED: "#d93025"}
 
 
 def _headline(overview: Overview) -> None:
@@ -30,10 +32,19 @@ def _charts(overview: Overview) -> None:
     left, right = st.columns(2)
     with left:
         st.markdown("**Jobs by status**")
-        st.altair_chart(charts.status_chart(overview), width="stretch")
+        statuses = (*STATUS_ORDER, JobStatus.FAILED)
+        bars = [
+            (
+                status.value,
+                overview.counts.get(status.value, 0),
+                _STATUS_COLOURS.get(status, "#4285f4"),
+            )
+            for status in statuses
+        ]
+        st.html(bars_html(bars))
     with right:
-        st.markdown("**Jobs per hour**, last 24 h")
-        st.altair_chart(charts.per_hour_chart(overview), width="stretch")
+        st.markdown("**Jobs per hour**, last 24 h (UTC)")
+        st.html(columns_html(overview.per_hour))
 
 
 def _step_times(overview: Overview) -> None:
@@ -41,15 +52,11 @@ def _step_times(overview: Overview) -> None:
     if not overview.step_stats:
         st.caption("No completed steps yet.")
         return
-    frame = pd.DataFrame(
-        {
-            "step": [stat.step for stat in overview.step_stats],
-            "runs": [stat.runs for stat in overview.step_stats],
-            "median": [human_ms(stat.median_ms) for stat in overview.step_stats],
-            "p95": [human_ms(stat.p95_ms) for stat in overview.step_stats],
-        }
-    )
-    st.dataframe(frame, hide_index=True, width="stretch")
+    rows = [
+        (stat.step, f"{stat.runs:,}", human_ms(stat.median_ms), human_ms(stat.p95_ms))
+        for stat in overview.step_stats
+    ]
+    st.html(table_html(("step", "runs", "median", "p95"), rows))
 
 
 def _failures(overview: Overview) -> None:

@@ -196,3 +196,39 @@ def test_zip_of_all_assets_lists_missing_files(done_job, settings, store):
     assert missing not in names and missing in archive.read("MISSING.txt").decode()
     original = detail.assets_of("original")[0]
     assert archive.read(original.key) == store.get(original.key)
+
+
+def test_html_views_escape_text_and_keep_links():
+    from dashboard.htmlviews import Link, table_html
+
+    html = table_html(
+        ("key", "download"), [("<script>x</script>", Link("get", "https://s3/k?a=1&b=2"))]
+    )
+    assert "<script>" not in html and "&lt;script&gt;" in html
+    assert '<a href="https://s3/k?a=1&amp;b=2" target="_blank" rel="noopener">get</a>' in html
+
+
+def test_timeline_places_steps_on_one_axis_and_runs_a_running_step_to_now():
+    from datetime import UTC, datetime, timedelta
+
+    from dashboard.htmlviews import timeline_html
+    from dashboard.models import StepRow
+
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+    def row(step, variant, start_s, ms, state="COMPLETED"):
+        return StepRow(
+            step, variant, state, 1, t0 + timedelta(seconds=start_s), None, ms, 0.0, "x", None, None
+        )
+
+    steps = (
+        row("download", 0, 0, 1000.0),
+        row("composite", 1, 1, 1000.0),
+        row("composite", 2, 1, None, "RUNNING"),
+    )
+    html = timeline_html(steps, now=t0 + timedelta(seconds=4))
+    assert "left:0.00%;width:25.00%" in html  # download: 0–1 s of 4 s
+    assert "left:25.00%;width:25.00%" in html  # composite #1: 1–2 s
+    assert "left:25.00%;width:75.00%" in html  # composite #2 still running at 4 s
+    assert "4.0 s after the first step started" in html
+    assert timeline_html(()) is None

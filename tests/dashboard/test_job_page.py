@@ -48,27 +48,31 @@ def test_done_job_progress_tabs_assets_timing_and_cost(app, done_job, settings, 
     assert "Derivatives (18) ✓" in checklist and "Manifest ✓" in checklist
     # Assets card: all 26 files listed, a ZIP of all of them, and any one file on its own.
     assert any("Assets · 26 files" in md.value for md in at.markdown)
-    files = at.dataframe[1].value
-    assert len(files) == 26 and set(files["stored"]) == {"✓"}
-    assert files["bytes"].sum() == sum(len(store.get(key)) for key in files["key"])
+    html = _html(at)
+    keys = list(store.list(""))
+    assert len(keys) == 26 and all(f">{key}</td>" in html for key in keys)
+    assert html.count(">✓</td>") == 26
     assert [b.label for b in at.download_button] == ["Download all (.zip)", f"Download {original}"]
-    assert len(at.selectbox(key="assets-file").options) == 26
-    steps = at.dataframe[0].value
-    assert list(steps["step"]) == [
+    options = at.selectbox(key="assets-file").options
+    assert len(options) == 26 and "original · " + original in options
+    labels = [
         "download",
         "remove_background",
         "generate_backgrounds",
         "composite #1",
         "composite #2",
-        "derivatives #1",
-        "derivatives #2",
-        "manifest",
-        "publish",
     ]
-    assert list(steps["cost"])[1] == "$0.0125"
+    labels += ["derivatives #1", "derivatives #2", "manifest", "publish"]
+    rows = [
+        html.index(
+            f'<td style="padding:4px 8px;border-bottom:1px solid #eee;text-align:left">{label}</td>'
+        )
+        for label in labels
+    ]
+    assert rows == sorted(rows), "step table in pipeline order"
+    assert ">3.4 s</td>" in html and ">$0.0125</td>" in html
     assert {metric.label: metric.value for metric in at.metric}["Cost"] == "$0.0125"
-    timeline = _html(at)
-    assert "composite #2" in timeline and "derivatives #1" in timeline, "per-step timeline"
+    assert 'title="composite #2: COMPLETED, 545 ms, attempt 1, pillow"' in html, "per-step timeline"
     with session_scope(settings.database_url) as session:
         flow_run_id = session.get(Job, done_job).flow_run_id
     assert at.link_button[0].proto.url == f"http://127.0.0.1:4200/runs/flow-run/{flow_run_id}"
@@ -132,9 +136,9 @@ def test_missing_file_is_a_placeholder_not_a_crash(app, done_job, store, setting
     at = app(job=str(done_job), tab="Derivatives")
     assert _images(at) == 17
     assert any(f"missing from the store: {missing}" in w.value for w in at.warning)
-    files = at.dataframe[1].value
-    assert list(files.loc[files["key"] == missing, "stored"]) == ["missing"]
-    assert missing not in at.selectbox(key="assets-file").options, "no download for a missing file"
+    assert f">{missing}</td><td" in _html(at) and _html(at).count(">missing</td>") == 1
+    options = at.selectbox(key="assets-file").options
+    assert len(options) == 25 and "derivative · 1_hero.webp" not in options, "no download for it"
 
 
 def test_unknown_and_malformed_job_ids(app, done_job):

@@ -82,10 +82,21 @@ def test_counts_costs_failures_and_table_for_done_failed_and_running_jobs(
     assert failures == ["MUG-7 · white"]
     assert any("segmenter timed out" in text.value for text in at.text)
     assert sorted(_links(at)) == ["LAMP-1", "MUG-7", "SHIRT-3"]
-    step_table = at.dataframe[0].value
-    assert list(step_table["step"])[:3] == ["download", "remove_background", "generate_backgrounds"]
-    assert int(step_table.loc[step_table["step"] == "download", "runs"].iloc[0]) == 3
-    assert len(at.get("vega_lite_chart")) == 2
+    html = " ".join(node.value for node in at.get("html"))
+    # Time per step: three completed downloads at 48 ms, two composite runs per finished job.
+    assert "<td" in html and ">download</td>" in html and ">48 ms</td>" in html
+    assert (
+        html.index(">download</td>")
+        < html.index(">remove_background</td>")
+        < html.index(">publish</td>")
+    )
+    # Jobs by status and jobs per hour.
+    assert (
+        'title="DONE: 1"' in html
+        and 'title="FAILED: 1"' in html
+        and 'title="BACKGROUND_READY: 1"' in html
+    )
+    assert html.count("UTC: ") == 24 and "3 jobs" in html
 
 
 def test_table_links_open_the_job_page(app, done_job):
