@@ -44,12 +44,14 @@ CHROMIUM_ARGS = [
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts" / "dashboard"
 README_SHOT = ROOT / "docs" / "images" / "job-page.png"
+# Each tab's images, told apart by their alt text (the stored file's name): two tabs with two
+# images each must not pass on the previous tab's images while the next one is still drawing.
 IMAGES_PER_TAB = {
-    "Original": 1,
-    "Cutout & Mask": 2,
-    "Backgrounds": 2,
-    "Composites": 2,
-    "Derivatives": 18,
+    "Original": (1, r"^[0-9a-f]{64}\.jpg$"),
+    "Cutout & Mask": (2, r"^[0-9a-f]{64}\.png$"),
+    "Backgrounds": (2, r"^[0-9a-f]{64}_[12]\.jpg$"),
+    "Composites": (2, r"_1x1_[12]_master\.jpg$"),
+    "Derivatives": (18, r"^[12]_(hero|pdp|thumb)\.(jpg|webp|avif)$"),
 }
 TIMEOUT_MS = 60_000
 
@@ -123,14 +125,17 @@ def server(
         log.close()
 
 
-def _wait_for_images(page, count: int) -> None:
-    """Until exactly ``count`` images are on the page and every one decoded in the browser."""
+def _wait_for_images(page, count: int, alt: str) -> None:
+    """Until exactly ``count`` images, all named like ``alt``, show and decoded in the browser."""
     page.wait_for_function(
-        """count => {
+        """([count, alt]) => {
+            const pattern = new RegExp(alt);
             const images = [...document.querySelectorAll('[data-testid="stImage"] img')];
-            return images.length === count && images.every(i => i.complete && i.naturalWidth > 0);
+            return images.length === count && images.every(
+                i => pattern.test(i.alt) && i.complete && i.naturalWidth > 0
+            );
         }""",
-        arg=count,
+        arg=[count, alt],
         timeout=TIMEOUT_MS,
     )
 
@@ -169,7 +174,7 @@ def test_overview_to_done_job_through_every_tab(server: str, done_job: uuid.UUID
             shots: dict[str, bytes] = {}
             for tab in TABS:
                 page.get_by_role("tab", name=tab, exact=True).click()
-                _wait_for_images(page, IMAGES_PER_TAB[tab])
+                _wait_for_images(page, *IMAGES_PER_TAB[tab])
                 widths = page.eval_on_selector_all(
                     '[data-testid="stImage"] img', "images => images.map(i => i.naturalWidth)"
                 )
