@@ -91,34 +91,39 @@ def _rerun_outcome(detail: JobDetail) -> None:
     st.success(f"Re-run requested: flow run `{run_id}` · [open in Prefect]({link})", icon="✅")
 
 
+def _actions(detail: JobDetail) -> None:
+    """The flow run in the Prefect UI, and Re-run (which asks first)."""
+    job = detail.job
+    prefect, rerun = st.columns(2)
+    if job.flow_run_id:
+        prefect.link_button(
+            "Prefect run",
+            flow_run_url(get_settings(), job.flow_run_id, _browser_host()),
+            icon=":material/open_in_new:",
+            width="stretch",
+            help="This job's flow run in the Prefect UI: logs, retries, task runs.",
+        )
+    blocked = _rerun_blocked(detail)
+    if rerun.button(
+        "Re-run",
+        key="rerun-open",
+        icon=":material/replay:",
+        width="stretch",
+        disabled=blocked is not None,
+        help=blocked or "Trigger process-image/default again (asks first).",
+    ):
+        st.session_state[RERUN_DIALOG_KEY] = str(job.id)
+    if blocked is None and st.session_state.get(RERUN_DIALOG_KEY) == str(job.id):
+        _confirm_rerun(detail)
+
+
 def header(detail: JobDetail) -> None:
     """Title, facts, actions, the seven-stage progress bar and the failure, if any."""
     job = detail.job
-    settings = get_settings()
     title, actions = st.columns([3, 2], vertical_alignment="bottom")
     title.markdown(f"## {job.sku} · {job.theme} &nbsp; {status_badge(job.status)}")
     with actions:
-        prefect, rerun = st.columns(2)
-        if job.flow_run_id:
-            prefect.link_button(
-                "Prefect run",
-                flow_run_url(settings, job.flow_run_id, _browser_host()),
-                icon=":material/open_in_new:",
-                width="stretch",
-                help="This job's flow run in the Prefect UI: logs, retries, task runs.",
-            )
-        blocked = _rerun_blocked(detail)
-        if rerun.button(
-            "Re-run",
-            key="rerun-open",
-            icon=":material/replay:",
-            width="stretch",
-            disabled=blocked is not None,
-            help=blocked or "Trigger process-image/default again (asks first).",
-        ):
-            st.session_state[RERUN_DIALOG_KEY] = str(job.id)
-        if blocked is None and st.session_state.get(RERUN_DIALOG_KEY) == str(job.id):
-            _confirm_rerun(detail)
+        _actions(detail)
     started = job.started_at.strftime("%Y-%m-%d %H:%M:%S UTC") if job.started_at else "not started"
     source = redact_url(detail.source_url)
     st.caption(

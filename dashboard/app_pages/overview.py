@@ -6,7 +6,7 @@ import streamlit as st
 
 from core.settings import get_settings
 from core.tables import STATUS_ORDER, JobStatus
-from dashboard import queries
+from dashboard import queries, stats
 from dashboard.components import JOB_PAGE, data_error, empty_state, live_refresh
 from dashboard.fmt import ago, human_ms, usd
 from dashboard.htmlviews import bars_html, columns_html, table_html
@@ -86,7 +86,7 @@ def _failures(overview: Overview) -> None:
 def _page() -> None:
     url = get_settings().database_url
     try:
-        overview = queries.overview(url)
+        overview = stats.overview(url)
         if overview.total == 0:
             empty_state()
             return

@@ -14,7 +14,7 @@ from core import settings as settings_module
 from core.settings import Settings, get_settings
 from core.storage import ObjectStore, new_store
 from core.tables import Step
-from dashboard import queries
+from dashboard import stats
 from tests.dashboard.seed import seed_job
 from tests.helpers.postgres import temporary_database
 
@@ -57,7 +57,7 @@ def test_postgres_overview_filters_and_job_page(app, postgres, tmp_path):
     metrics = {metric.label: metric.value for metric in at.metric}
     assert metrics["Jobs"] == "2" and metrics["Failed"] == "1"
     # The hour buckets and percentiles are written per dialect: check them on PostgreSQL.
-    overview = queries.overview(postgres.database_url)
+    overview = stats.overview(postgres.database_url)
     assert sum(count for _, count in overview.per_hour) == 2
     assert {stat.step for stat in overview.step_stats} >= {"download", "remove_background"}
     assert overview.cost_today == pytest.approx(0.025)

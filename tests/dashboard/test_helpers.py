@@ -15,7 +15,7 @@ from dashboard.actions import flow_run_url, prefect_ui_base
 from dashboard.fmt import human_bytes, human_ms, pipeline_stages, stage_number, usd
 from dashboard.images import PreviewError, checkerboard, coverage, preview
 from dashboard.launch import APP_PATH, streamlit_argv, streamlit_env
-from dashboard.queries import _percentile
+from dashboard.stats import percentile as _percentile
 
 
 @pytest.mark.parametrize(

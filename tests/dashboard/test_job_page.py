@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
+import streamlit as st
 
 from core import keys
 from core.db import session_scope
@@ -154,3 +155,23 @@ def test_job_page_without_id_lists_recent_jobs(app, done_job, failed_job):
     labels = [link.proto.label for link in at.get("page_link")]
     assert any(label.startswith("MUG-7 · white · FAILED") for label in labels)
     assert any(label.startswith("LAMP-1 · default · DONE") for label in labels)
+
+
+def test_a_running_job_without_progress_is_flagged_and_can_be_rerun(
+    app, running_job, settings, monkeypatch
+):
+    from datetime import UTC, datetime, timedelta
+
+    from core import settings as settings_module
+
+    monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:4200/api")
+    settings_module.get_settings.cache_clear()
+    assert app(job=str(running_job)).button(key="rerun-open").disabled, (
+        "fresh progress: still running"
+    )
+    with session_scope(settings.database_url) as session:
+        session.get(Job, running_job).updated_at = datetime.now(UTC) - timedelta(minutes=40)
+    st.cache_data.clear()  # the page caches the job for 2 s
+    at = app(job=str(running_job))
+    assert any("No progress since 40 min ago" in warning.value for warning in at.warning)
+    assert not at.button(key="rerun-open").disabled
