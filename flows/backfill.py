@@ -85,6 +85,7 @@ def _process_chunk(rows: list[BackfillRow], theme: str, rerender: bool) -> Count
 def outcomes_for(rows: list[BackfillRow], theme: str, since: datetime) -> Counter[str]:
     """Status of each row's job touched since ``since`` (``PENDING`` when not yet finished)."""
     url = get_settings().database_url
+    upgrade_schema(url)
     outcomes: Counter[str] = Counter()
     with session_scope(url) as session:
         for row in rows:
