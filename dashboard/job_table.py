@@ -22,7 +22,7 @@ __all__ = ["FILTER_KEYS", "job_table", "read_filter", "reset_page"]
 
 KEY = "jobs"
 FILTER_KEYS = {name: f"{KEY}-{name}" for name in ("status", "sku", "theme", "dates", "page")}
-_COLUMNS = [1.5, 1.7, 1.0, 1.3, 1.1, 0.8, 0.8, 2.6]
+_COLUMNS = [1.6, 1.5, 0.9, 1.7, 1.1, 0.8, 0.8, 2.4]
 _HEADERS = ["Status", "SKU", "Theme", "Progress", "Created", "Time", "Cost", "Error"]
 
 
@@ -113,7 +113,7 @@ def _row(row: JobSummary) -> None:
     cells[1].page_link(JOB_PAGE, label=row.sku, query_params={"job": str(row.id)})
     cells[2].text(row.theme)
     cells[3].markdown(_progress(row))
-    cells[4].markdown(ago(row.created_at), help=row.created_at.strftime("%Y-%m-%d %H:%M:%S UTC"))
+    cells[4].text(ago(row.created_at))
     cells[5].text(human_ms(row.duration_ms) if row.duration_ms is not None else "…")
     cells[6].text(usd(row.cost_usd))
     cells[7].caption(_error_text(row))
