@@ -2,9 +2,10 @@
 
 A flow run costs about five seconds of process start under a worker, so one run per image
 would waste most of a backfill. The ``backfill`` flow plans: it splits the rows into chunks
-and, when there is more than one, starts a child run of the same deployment per chunk (at most
-``max_parallel`` at a time, spread over the work pool by Prefect). A run given a ``chunk``
-processes its rows one after the other in its own process.
+and, when there is more than one, starts child runs of the same deployment for some chunks
+(spread over the work pool by Prefect) while it processes others itself, at most
+``max_parallel`` chunks at a time. A run given a ``chunk`` processes its rows one after the
+other in its own process.
 
     prefect deployment run 'backfill/default' --params '{"theme": "white", "all_images": true}'
     prefect deployment run 'backfill/default' \\
@@ -105,22 +106,32 @@ def outcomes_for(rows: list[BackfillRow], theme: str, since: datetime) -> Counte
 def _run_chunks(
     chunks: list[list[BackfillRow]], theme: str, rerender: bool, max_parallel: int
 ) -> None:
-    """Start one child run per chunk, at most ``max_parallel`` at once; wait for all."""
-    from prefect import get_client
+    """Spread the chunks: child runs on the work pool, and this run takes its own share.
 
+    This run already holds a worker slot, so it works too rather than only waiting: with
+    ``max_parallel`` 2 on a worker of limit 2, one child runs beside it at any time.
+    """
     pending = list(chunks)
     running: list[uuid.UUID] = []
-    while pending or running:
-        while pending and len(running) < max_parallel:
-            rows = pending.pop(0)
+    while pending:
+        running = _still_running(running)
+        while pending and len(running) < max_parallel - 1:
+            rows = pending.pop()
             params = {"chunk": [r.model_dump() for r in rows], "theme": theme, "rerender": rerender}
             run = run_deployment(BACKFILL_DEPLOYMENT, parameters=params, timeout=0, as_subflow=True)
             running.append(run.id)  # type: ignore[union-attr]
+        if pending:
+            _process_chunk(pending.pop(0), theme, rerender)
+    while running:
         time.sleep(2)
-        with get_client(sync_client=True) as client:
-            finished = [rid for rid in running if _is_final(client.read_flow_run(rid).state)]
-        for rid in finished:
-            running.remove(rid)
+        running = _still_running(running)
+
+
+def _still_running(runs: list[uuid.UUID]) -> list[uuid.UUID]:
+    from prefect import get_client
+
+    with get_client(sync_client=True) as client:
+        return [rid for rid in runs if not _is_final(client.read_flow_run(rid).state)]
 
 
 def _is_final(state: State | None) -> bool:
