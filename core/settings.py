@@ -138,6 +138,18 @@ class Settings(BaseSettings):
     # --- webhook and stack -------------------------------------------------------------------
     webhook_secret: SecretStr | None = Field(None, description="HMAC secret shared with 3JMS.")
     webhook_port: _Port = Field(8000, description="Port of the webhook in `packshot up`.")
+    webhook_max_body_bytes: int = Field(
+        65_536, ge=1024, le=10_000_000, description="Largest webhook body accepted (else 413)."
+    )
+    dispatcher_enabled: bool = Field(
+        True, description="Run the flow-run dispatcher inside the webhook process."
+    )
+    dispatch_backoff_max_s: float = Field(
+        30.0, gt=0, le=3600, description="Longest wait between dispatch retries (Prefect down)."
+    )
+    dispatch_poll_s: float = Field(
+        1.0, gt=0, le=60, description="How often an idle dispatcher looks for waiting jobs."
+    )
     dashboard_port: _Port = Field(8501, description="Port of the dashboard.")
     prefect_port: _Port = Field(4200, description="Port of the local Prefect server.")
     bind: str = Field("127.0.0.1", description="Address the embedded stack listens on.")

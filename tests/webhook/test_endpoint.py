@@ -1,0 +1,355 @@
+"""The webhook over real HTTP: signatures, every 4xx, idempotent deliveries, job status, health.
+
+The dispatcher is off here (no Prefect needed); ``test_dispatch.py`` covers flow-run creation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import socket
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlmodel import Session
+
+from core import jobs
+from core.db import get_engine, session_scope
+from core.schemas import ImageJobSpec
+from core.tables import Job
+from tests.webhook.conftest import (
+    SECRET,
+    URL_PATH,
+    LiveApp,
+    encode,
+    event,
+    make_settings,
+    serve_app,
+    sha,
+    signed_headers,
+)
+from webhook.security import SignatureError, compute_signature, sign, verify_signature
+
+
+@pytest.fixture
+def live() -> Iterator[LiveApp]:
+    with serve_app(make_settings()) as app:
+        yield app
+
+
+def _job(live: LiveApp, job_id: str) -> Job:
+    with Session(get_engine(live.settings.database_url)) as session:
+        job = session.get(Job, uuid.UUID(job_id))
+        assert job is not None
+        return job
+
+
+# --- accepted and duplicate ---------------------------------------------------------------------
+
+
+def test_new_image_is_202_and_the_same_image_again_is_200_duplicate(live: LiveApp) -> None:
+    first = live.post(event(1))
+    assert first.status_code == 202
+    assert first.json() == {"jobId": first.json()["jobId"], "status": "created"}
+    job_id = first.json()["jobId"]
+    again = live.post(event(1, sha256=sha(1).upper(), ignored="extra field"))
+    assert again.status_code == 200
+    assert again.json() == {"jobId": job_id, "status": "NEW", "duplicate": True}
+    other_theme = live.post(event(1, theme="white"))
+    assert other_theme.status_code == 202 and other_theme.json()["jobId"] != job_id
+    job = _job(live, job_id)
+    assert job.sha256 == sha(1) and job.theme == "default" and job.dispatch_pending
+    assert job.source_url.endswith("?token=very-secret-token")
+
+
+def test_numeric_sku_is_taken_as_text(live: LiveApp) -> None:
+    response = live.post(event(2, sku=12345))
+    assert response.status_code == 202
+    assert _job(live, response.json()["jobId"]).sku == "12345"
+
+
+def test_theme_from_the_themes_file_is_known(tmp_path: Path) -> None:
+    themes = tmp_path / "themes.json"
+    themes.write_text(
+        json.dumps(
+            {"themes": [{"name": "summer", "variants": [{"color": "#FFEEAA", "kind": "solid"}]}]}
+        )
+    )
+    with serve_app(make_settings(themes_file=themes)) as live:
+        assert live.post(event(3, theme="summer")).status_code == 202
+        assert live.post(event(3, theme="winter")).status_code == 422
+
+
+def test_jobs_of_the_cli_are_not_waiting_for_dispatch(live: LiveApp) -> None:
+    spec = ImageJobSpec(sku="CLI-1", image_url="https://x.example/a.jpg", sha256=sha(9))
+    with session_scope(live.settings.database_url) as session:
+        cli_job, _ = jobs.get_or_create_job(session, spec=spec)
+    assert not _job(live, str(cli_job.id)).dispatch_pending
+    response = live.post(event(9, sku="CLI-1", imageUrl="https://x.example/a.jpg"))
+    assert response.status_code == 200 and response.json()["jobId"] == str(cli_job.id)
+    assert not _job(live, str(cli_job.id)).dispatch_pending  # a duplicate never re-enqueues
+    assert live.backlog() == 0
+
+
+# --- signatures ---------------------------------------------------------------------------------
+
+
+def _header_cases() -> dict[str, object]:
+    return {
+        "wrong secret": lambda body: sign("another-secret", body),
+        "expired": lambda body: sign(SECRET, body, timestamp=int(time.time()) - 302),
+        "from the future": lambda body: sign(SECRET, body, timestamp=int(time.time()) + 303),
+        "missing": lambda body: None,
+        "malformed": lambda body: "sha256=" + compute_signature(SECRET, 0, body),
+        "no v1": lambda body: f"t={int(time.time())}",
+        "two timestamps": lambda body: sign(SECRET, body) + f",t={int(time.time())}",
+        "other body": lambda body: sign(SECRET, body + b" "),
+    }
+
+
+@pytest.mark.parametrize("case", list(_header_cases()))
+def test_bad_signatures_are_401(live: LiveApp, case: str) -> None:
+    body = encode(event(4))
+    header = _header_cases()[case](body)  # type: ignore[operator]
+    headers = {"X-3JMS-Signature": header} if header else {}
+    response = live.client.post(live.url + URL_PATH, content=body, headers=headers)
+    assert response.status_code == 401
+    assert response.json() == {"error": "invalid_signature"}
+    assert live.backlog() == 0
+
+
+def test_signature_inside_the_window_is_accepted(live: LiveApp) -> None:
+    body = encode(event(5))
+    old = signed_headers(body, timestamp=int(time.time()) - 290)
+    assert live.client.post(live.url + URL_PATH, content=body, headers=old).status_code == 202
+
+
+def test_rotated_secrets_any_v1_may_match(live: LiveApp) -> None:
+    body = encode(event(6))
+    t = int(time.time())
+    header = f"t={t},v1={compute_signature('old-secret', t, body)},v1={compute_signature(SECRET, t, body)}"
+    response = live.client.post(
+        live.url + URL_PATH, content=body, headers={"X-3JMS-Signature": header}
+    )
+    assert response.status_code == 202
+
+
+def test_without_a_secret_unsigned_deliveries_are_accepted(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="packshot")
+    with serve_app(make_settings(webhook_secret=None)) as live:
+        assert live.post(event(7), secret=None).status_code == 202
+        assert live.get("/healthz").json()["signatures"] == "off"
+    assert "webhook.unsigned" in caplog.text and "PACKSHOT_WEBHOOK_SECRET is not set" in caplog.text
+
+
+def test_verify_signature_unit() -> None:
+    body = b'{"a":1}'
+    header = sign("k", body, timestamp=1000)
+    verify_signature("k", header, body, now=1300)
+    with pytest.raises(SignatureError, match="outside"):
+        verify_signature("k", header, body, now=1301)
+    with pytest.raises(SignatureError, match="mismatch"):
+        verify_signature("k2", header, body, now=1000)
+    verify_signature(
+        "k", " t=1000 , v0=abc, v1=" + "0" * 64 + "," + header.split(",")[1], body, now=1000
+    )
+    with pytest.raises(SignatureError):
+        verify_signature("k", "t=1000,v1=" + "z" * 64, body, now=1000)
+
+
+# --- 400 / 413 / 422 ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("body", [b"{not json", b"", b"\xff\xfe\x00", b"[" * 100_00])
+def test_body_not_json_is_400(live: LiveApp, body: bytes) -> None:
+    response = live.post(body)
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_payload"
+
+
+def _padded(size: int) -> bytes:
+    """A valid delivery padded with whitespace to exactly ``size`` bytes."""
+    body = encode(event(8))
+    return body[:-1] + b" " * (size - len(body)) + b"}"
+
+
+def test_body_at_the_limit_is_accepted_one_byte_more_is_413(live: LiveApp) -> None:
+    assert live.post(_padded(65_536)).status_code == 202
+    response = live.post(_padded(65_537))
+    assert response.status_code == 413 and response.json()["error"] == "invalid_payload"
+
+
+def test_chunked_body_without_content_length_is_cut_off_at_the_limit(live: LiveApp) -> None:
+    body = _padded(200_000)
+
+    def chunks() -> Iterator[bytes]:
+        for start in range(0, len(body), 8192):
+            yield body[start : start + 8192]
+
+    headers = signed_headers(body)
+    response = live.client.post(live.url + URL_PATH, content=chunks(), headers=headers)
+    assert "content-length" not in response.request.headers
+    assert response.status_code == 413
+
+
+def _raw_http(live: LiveApp, head: bytes, payload: bytes, *, half_close: bool = True) -> bytes:
+    port = int(live.url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(head + payload)
+        if half_close:
+            sock.shutdown(socket.SHUT_WR)
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+            if not half_close and b"\r\n\r\n" in data:
+                break
+    return data
+
+
+def test_content_length_that_lies_low_never_lets_the_rest_through(live: LiveApp) -> None:
+    payload = _padded(100_000)
+    head = (
+        f"POST {URL_PATH} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        f"X-3JMS-Signature: {sign(SECRET, payload)}\r\nContent-Length: 40\r\n\r\n"
+    ).encode()
+    answer = _raw_http(live, head, payload)
+    assert answer.startswith(b"HTTP/1.1 4"), answer[:80]
+    assert live.backlog() == 0
+
+
+def test_body_longer_than_its_content_length_is_413_at_the_app(live: LiveApp) -> None:
+    """The app counts what it reads, whatever the header says (ASGI, below any HTTP server)."""
+
+    async def call() -> int:
+        chunks = [b"{" + b" " * 40_000, b" " * 40_000 + b"}"]
+        messages = [
+            {"type": "http.request", "body": c, "more_body": i < len(chunks) - 1}
+            for i, c in enumerate(chunks)
+        ]
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "POST",
+            "scheme": "http",
+            "path": URL_PATH,
+            "raw_path": URL_PATH.encode(),
+            "query_string": b"",
+            "headers": [(b"content-length", b"10"), (b"host", b"x")],
+            "client": ("127.0.0.1", 1),
+            "server": ("127.0.0.1", 80),
+            "app": live.app,
+        }
+        sent: list[dict] = []
+
+        async def receive() -> dict:
+            return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+        async def send(message: dict) -> None:
+            sent.append(message)
+
+        await live.app(scope, receive, send)
+        return int(next(m for m in sent if m["type"] == "http.response.start")["status"])
+
+    assert asyncio.run(call()) == 413
+
+
+def test_content_length_over_the_limit_is_refused_before_reading(live: LiveApp) -> None:
+    head = (f"POST {URL_PATH} HTTP/1.1\r\nHost: x\r\nContent-Length: 10000000\r\n\r\n").encode()
+    answer = _raw_http(live, head, b"{}", half_close=False)
+    assert answer.startswith(b"HTTP/1.1 413")
+
+
+BAD_FIELDS = [
+    ("sku", {"sku": "has space"}),
+    ("sku", {"sku": "a" * 65}),
+    ("sku", {"sku": ""}),
+    ("sku", {"sku": "abc\n"}),
+    ("sku", {"sku": None}),
+    ("sku", {"sku": "ü"}),
+    ("theme", {"theme": "Sum mer"}),
+    ("theme", {"theme": "t" * 65}),
+    ("theme", {"theme": "unknown-theme"}),
+    ("sha256", {"sha256": "abc"}),
+    ("sha256", {"sha256": "g" * 64}),
+    ("sha256", {"sha256": "a" * 65}),
+    ("imageUrl", {"imageUrl": "ftp://cdn.example/a.jpg"}),
+    ("imageUrl", {"imageUrl": "/media/a.jpg"}),
+    ("imageUrl", {"imageUrl": "javascript:alert(1)"}),
+    ("imageUrl", {"imageUrl": "https:///nohost.jpg"}),
+    ("imageUrl", {"imageUrl": "https://cdn.example/a b.jpg"}),
+    ("imageUrl", {"imageUrl": 42}),
+]
+
+
+@pytest.mark.parametrize(
+    ("field", "change"), BAD_FIELDS, ids=[f"{f}-{i}" for i, (f, _) in enumerate(BAD_FIELDS)]
+)
+def test_invalid_field_is_422_with_the_field_named(live: LiveApp, field: str, change: dict) -> None:
+    response = live.post(event(10, **change))
+    assert response.status_code == 422
+    doc = response.json()
+    assert doc["error"] == "invalid_payload"
+    assert [d["field"] for d in doc["details"]] == [field]
+    assert doc["details"][0]["message"]
+
+
+@pytest.mark.parametrize("missing", ["sku", "imageUrl", "sha256"])
+def test_missing_field_is_422(live: LiveApp, missing: str) -> None:
+    doc = event(11)
+    del doc[missing]
+    response = live.post(doc)
+    assert response.status_code == 422
+    assert response.json()["details"] == [{"field": missing, "message": "is required"}]
+
+
+def test_several_bad_fields_are_all_named_and_json_not_an_object_is_422(live: LiveApp) -> None:
+    response = live.post({"sku": "", "imageUrl": "x", "sha256": "y"})
+    assert {d["field"] for d in response.json()["details"]} == {"sku", "imageUrl", "sha256"}
+    response = live.post([event(12)])
+    assert response.status_code == 422 and response.json()["details"][0]["field"] == "body"
+
+
+# --- job status and health ----------------------------------------------------------------------
+
+
+def test_job_status_shows_the_job(live: LiveApp) -> None:
+    job_id = live.post(event(13)).json()["jobId"]
+    doc = live.get(f"/api/jobs/{job_id}").json()
+    assert doc["jobId"] == job_id and doc["sku"] == "SKU-13" and doc["status"] == "NEW"
+    assert doc["flowRunId"] is None and doc["steps"] == [] and doc["assets"] == []
+    assert "manifestKey" in doc and "createdAt" in doc
+
+
+@pytest.mark.parametrize("job_id", ["0c6f4c3e-5b7e-4a1e-9d2f-3b1f6f0f9a11", "not-a-uuid", "1"])
+def test_unknown_job_is_404(live: LiveApp, job_id: str) -> None:
+    response = live.get(f"/api/jobs/{job_id}")
+    assert response.status_code == 404 and response.json()["error"] == "not_found"
+
+
+def test_healthz_reports_database_and_backlog(live: LiveApp) -> None:
+    live.post(event(14))
+    live.post(event(15))
+    doc = live.get("/healthz").json()
+    assert doc["status"] == "ok" and doc["db"] == "ok" and doc["backlog"] == 2
+    assert doc["signatures"] == "required"
+    assert doc["dispatcher"] == {"enabled": False, "alive": False}
+
+
+def test_logs_name_the_job_but_never_the_secret_or_the_url_query(
+    live: LiveApp, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="packshot")
+    body = encode(event(16))
+    job_id = live.post(body).json()["jobId"]
+    live.post(event(16), secret="wrong-secret")
+    text = caplog.text
+    assert f"job_id={job_id}" in text and "token=***" in text
+    assert "very-secret-token" not in text and SECRET not in text
+    assert 'reason="signature mismatch"' in text

@@ -1,0 +1,164 @@
+"""What the routes depend on: the app's context, the size-limited raw body, the database runner.
+
+Database work is synchronous (SQLModel) and runs on a small dedicated thread pool, never on the
+event loop. On SQLite that pool has one thread: writes are serialised inside the process instead
+of queueing on SQLite's file lock, whose busy-wait sleeps would show up as latency spikes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, ParamSpec, TypeVar
+
+from fastapi import Depends, Request
+from sqlalchemy.engine import make_url
+
+from core.errors import ConfigurationError, InputError
+from core.settings import Settings
+from core.themes import load_themes, resolve_theme
+
+if TYPE_CHECKING:
+    from webhook.dispatcher import Dispatcher
+
+__all__ = [
+    "ApiError",
+    "Context",
+    "DbRunner",
+    "RawBody",
+    "ThemeCatalog",
+    "WebhookContext",
+    "get_context",
+    "raw_body",
+]
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+class ApiError(Exception):
+    """An answer other than success: status code and JSON body (see ``schemas.ErrorBody``)."""
+
+    def __init__(
+        self,
+        status_code: int,
+        error: str,
+        message: str | None = None,
+        details: list[dict[str, str]] | None = None,
+    ) -> None:
+        super().__init__(error)
+        self.status_code = status_code
+        self.body: dict[str, object] = {"error": error}
+        if message:
+            self.body["message"] = message
+        if details is not None:
+            self.body["details"] = details
+
+
+class DbRunner:
+    """Runs synchronous database functions on a dedicated pool (one thread on SQLite)."""
+
+    def __init__(self, database_url: str, *, threads: int | None = None) -> None:
+        self.url = database_url
+        sqlite = make_url(database_url).get_backend_name() == "sqlite"
+        self.threads = threads or (1 if sqlite else 4)
+        self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="packshot-db")
+
+    async def run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """``fn(*args, **kwargs)`` on the pool, awaited."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, lambda: fn(*args, **kwargs))
+
+    def close(self) -> None:
+        """Finish queued work and stop the threads."""
+        self._pool.shutdown(wait=True)
+
+
+class ThemeCatalog:
+    """Known theme names, reloaded when the themes file changes (checked by mtime per lookup)."""
+
+    def __init__(self, themes_file: Path | None) -> None:
+        self._file = themes_file
+        self._lock = threading.Lock()
+        self._stamp = self._mtime()
+        self._names = frozenset(load_themes(themes_file))  # a broken file fails at start-up
+
+    def _mtime(self) -> int | None:
+        if self._file is None:
+            return None
+        try:
+            return self._file.stat().st_mtime_ns
+        except OSError:
+            return -1
+
+    def unknown(self, name: str) -> str | None:
+        """None when ``name`` is a known theme, else the message to show (lists known ones)."""
+        stamp = self._mtime()
+        if stamp != self._stamp:
+            with self._lock:
+                # A broken file keeps the last good set; the flow reports the file itself.
+                with contextlib.suppress(ConfigurationError):
+                    self._names = frozenset(load_themes(self._file))
+                self._stamp = stamp
+        if name in self._names:
+            return None
+        try:
+            resolve_theme(name, self._file)
+        except (InputError, ConfigurationError) as exc:
+            return str(exc)
+        return None
+
+
+@dataclass
+class WebhookContext:
+    """Everything a request needs, built once in the app's lifespan."""
+
+    settings: Settings
+    db: DbRunner
+    themes: ThemeCatalog
+    secret: bytes | None
+    dispatcher: Dispatcher | None = None
+    dispatcher_task: asyncio.Task[None] | None = None
+
+    def dispatcher_alive(self) -> bool:
+        """The in-process dispatcher loop is running."""
+        return self.dispatcher_task is not None and not self.dispatcher_task.done()
+
+
+async def get_context(request: Request) -> WebhookContext:
+    """The context of the running app (async: a sync dependency would cost a thread hop)."""
+    return request.app.state.ctx
+
+
+Context = Annotated[WebhookContext, Depends(get_context)]
+
+
+async def raw_body(request: Request, ctx: Context) -> bytes:
+    """The request body, read before any parsing and cut off past the size limit (413).
+
+    A declared Content-Length over the limit is refused before reading; the limit is enforced
+    again while reading, so a chunked body or a wrong Content-Length cannot get past it.
+    """
+    limit = ctx.settings.webhook_max_body_bytes
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise ApiError(400, "invalid_payload", "Content-Length is not a number")
+        if int(declared) > limit:
+            raise ApiError(413, "invalid_payload", f"body larger than {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ApiError(413, "invalid_payload", f"body larger than {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+RawBody = Annotated[bytes, Depends(raw_body)]

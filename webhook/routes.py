@@ -1,0 +1,164 @@
+"""The webhook endpoint, the job status endpoint and the health check (design.md "Webhook").
+
+The delivery path does no Prefect call: verify, validate, one short transaction, answer. The
+dispatcher creates the flow run right after (``webhook.dispatcher``).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlmodel import Session
+from starlette.concurrency import run_in_threadpool
+
+from core import jobs
+from core.db import get_engine, session_scope
+from core.schemas import ImageJobSpec, JobView
+from core.urls import redact_url
+from webhook.deps import ApiError, Context, RawBody
+from webhook.logs import get_logger
+from webhook.schemas import Accepted, Duplicate, ErrorBody, FieldError, ImageEvent, parse_event
+from webhook.security import SIGNATURE_HEADER, SignatureError, verify_signature
+
+__all__ = ["router"]
+
+router = APIRouter()
+log = get_logger("packshot.webhook")
+
+_ERRORS: dict[int | str, dict[str, object]] = {
+    code: {"model": ErrorBody, "description": text}
+    for code, text in (
+        (400, "body is not JSON"),
+        (401, "signature missing, wrong or outside the 300 s window"),
+        (413, "body over the size limit"),
+        (422, "a field is invalid; `details` names it"),
+        (503, "database unavailable: deliver again later"),
+    )
+}
+
+
+def _store(url: str, spec: ImageJobSpec) -> tuple[uuid.UUID, bool, str]:
+    """Insert the job (waiting for dispatch) or find the existing one; one transaction."""
+    with session_scope(url) as session:
+        return jobs.enqueue_job(session, spec=spec)
+
+
+def _view(url: str, job_id: uuid.UUID) -> JobView | None:
+    with Session(get_engine(url)) as session:
+        return jobs.job_view(session, job_id=job_id)
+
+
+def _backlog(url: str) -> int:
+    with Session(get_engine(url)) as session:
+        return jobs.count_pending_dispatch(session)
+
+
+def _check_signature(request: Request, ctx: Context, body: bytes) -> None:
+    if ctx.secret is None:
+        return
+    try:
+        verify_signature(ctx.secret, request.headers.get(SIGNATURE_HEADER), body)
+    except SignatureError as exc:
+        client = request.client.host if request.client else None
+        log.warning("delivery.rejected", status=401, reason=exc.reason, client=client)
+        raise ApiError(401, "invalid_signature") from None
+
+
+def _event(body: bytes, ctx: Context) -> ImageEvent:
+    try:
+        document = json.loads(body)
+    except (ValueError, RecursionError):
+        log.warning("delivery.rejected", status=400, reason="not JSON", bytes=len(body))
+        raise ApiError(400, "invalid_payload", "body is not valid JSON") from None
+    event = parse_event(document)
+    errors: list[FieldError] = event if isinstance(event, list) else []
+    if isinstance(event, ImageEvent):
+        unknown = ctx.themes.unknown(event.theme)
+        if unknown:
+            errors = [FieldError(field="theme", message=unknown)]
+    if errors:
+        details = [e.model_dump() for e in errors]
+        log.warning("delivery.rejected", status=422, fields=",".join(e.field for e in errors))
+        raise ApiError(422, "invalid_payload", "invalid fields", details=details)
+    assert isinstance(event, ImageEvent)
+    return event
+
+
+@router.post(
+    "/api/webhooks/3jms/images",
+    status_code=202,
+    response_model=Accepted,
+    responses={200: {"model": Duplicate, "description": "already known"}, **_ERRORS},
+)
+async def receive_image(request: Request, ctx: Context, body: RawBody) -> JSONResponse:
+    """A 3JMS "new image" delivery: store the job and answer; its flow run follows shortly."""
+    started = time.perf_counter()
+    _check_signature(request, ctx, body)
+    event = _event(body, ctx)
+    try:
+        job_id, created, status = await ctx.db.run(_store, ctx.db.url, event.to_spec())
+    except OperationalError as exc:
+        log.error("delivery.db_unavailable", error=type(exc).__name__, sku=event.sku)
+        raise ApiError(503, "unavailable", "database unavailable, deliver again") from None
+    if created and ctx.dispatcher is not None:
+        ctx.dispatcher.notify()
+    log.info(
+        "delivery.created" if created else "delivery.duplicate",
+        job_id=str(job_id),
+        sku=event.sku,
+        theme=event.theme,
+        sha256=event.sha256[:12],
+        image_url=redact_url(event.image_url),
+        status=status,
+        ms=round((time.perf_counter() - started) * 1000, 2),
+    )
+    if created:
+        return JSONResponse({"jobId": str(job_id), "status": "created"}, status_code=202)
+    return JSONResponse({"jobId": str(job_id), "status": status, "duplicate": True})
+
+
+@router.get(
+    "/api/jobs/{job_id}",
+    response_model=JobView,
+    response_model_by_alias=True,
+    responses={404: {"model": ErrorBody, "description": "no such job"}},
+)
+async def read_job(job_id: str, ctx: Context) -> JSONResponse:
+    """The job with its steps, assets, manifest key and flow run id."""
+    try:
+        key = uuid.UUID(job_id)
+    except ValueError:
+        raise ApiError(404, "not_found", "no such job") from None
+    view = await run_in_threadpool(_view, ctx.db.url, key)
+    if view is None:
+        raise ApiError(404, "not_found", "no such job")
+    return JSONResponse(view.model_dump(mode="json", by_alias=True))
+
+
+@router.get("/healthz")
+async def healthz(ctx: Context) -> JSONResponse:
+    """200 when the database answers and the dispatcher (if enabled) is running, else 503."""
+    backlog: int | None = None
+    try:
+        backlog = await run_in_threadpool(_backlog, ctx.db.url)
+        db = "ok"
+    except SQLAlchemyError as exc:
+        db = f"error: {type(exc).__name__}"
+    dispatcher: dict[str, object] = {"enabled": ctx.dispatcher is not None, "alive": False}
+    if ctx.dispatcher is not None:
+        dispatcher.update(ctx.dispatcher.status())
+        dispatcher["alive"] = ctx.dispatcher_alive()
+    healthy = db == "ok" and (ctx.dispatcher is None or bool(dispatcher["alive"]))
+    body = {
+        "status": "ok" if healthy else "degraded",
+        "db": db,
+        "backlog": backlog,
+        "signatures": "required" if ctx.secret else "off",
+        "dispatcher": dispatcher,
+    }
+    return JSONResponse(body, status_code=200 if healthy else 503)

@@ -1,0 +1,147 @@
+"""Request and response models of the webhook (design.md "Webhook"), fields named as 3JMS sends."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Any
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_core import PydanticCustomError
+
+from core.schemas import ImageJobSpec
+
+__all__ = [
+    "Accepted",
+    "Duplicate",
+    "ErrorBody",
+    "FieldError",
+    "ImageEvent",
+    "field_errors",
+    "parse_event",
+]
+
+_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
+_SHA256 = re.compile(r"[0-9a-fA-F]{64}")
+_SPACE_OR_CONTROL = re.compile(r"[\s\x00-\x1f\x7f]")
+_MAX_URL = 4096
+_NAME_RULE = "must be 1 to 64 characters from A-Z, a-z, 0-9, '.', '_' and '-'"
+
+
+def _text(value: object) -> str:
+    # A numeric SKU is still a SKU: take it as text, as the CLI and the flow do.
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if not isinstance(value, str):
+        raise PydanticCustomError("type", "must be a string")
+    return value
+
+
+class ImageEvent(BaseModel):
+    """A 3JMS "new image" delivery; unknown extra fields are ignored."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    sku: str = Field(description="[A-Za-z0-9._-]{1,64}; part of storage keys.")
+    image_url: str = Field(alias="imageUrl", description="Absolute http(s) URL of the photo.")
+    sha256: str = Field(description="64 hex characters: SHA-256 of the bytes at imageUrl.")
+    theme: str = Field("default", description="A known theme; [A-Za-z0-9._-]{1,64}.")
+
+    @field_validator("sku", "theme", mode="before")
+    @classmethod
+    def _name(cls, value: object) -> str:
+        text = _text(value)
+        if not _NAME.fullmatch(text):
+            raise PydanticCustomError("name", _NAME_RULE)
+        return text
+
+    @field_validator("sha256", mode="before")
+    @classmethod
+    def _sha256(cls, value: object) -> str:
+        text = _text(value)
+        if not _SHA256.fullmatch(text):
+            raise PydanticCustomError("sha256", "must be 64 hexadecimal characters")
+        return text.lower()
+
+    @field_validator("image_url", mode="before")
+    @classmethod
+    def _url(cls, value: object) -> str:
+        text = _text(value).strip()
+        if len(text) > _MAX_URL:
+            raise PydanticCustomError("url", f"must be at most {_MAX_URL} characters")
+        if _SPACE_OR_CONTROL.search(text):
+            raise PydanticCustomError("url", "must not contain spaces or control characters")
+        try:
+            parts = urlsplit(text)
+            host = parts.hostname
+        except ValueError:
+            raise PydanticCustomError("url", "is not a valid URL") from None
+        if parts.scheme.lower() not in ("http", "https") or not host:
+            raise PydanticCustomError("url", "must be an absolute http(s) URL")
+        return text
+
+    def to_spec(self) -> ImageJobSpec:
+        """The pipeline's job request for this delivery."""
+        return ImageJobSpec(
+            sku=self.sku, image_url=self.image_url, sha256=self.sha256, theme=self.theme
+        )
+
+
+class FieldError(BaseModel):
+    """One invalid field of a delivery."""
+
+    field: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    """Every 4xx/5xx answer: a stable code, and for 422 the fields at fault."""
+
+    error: str
+    message: str | None = None
+    details: list[FieldError] | None = None
+
+
+class Accepted(BaseModel):
+    """202: a new job; its flow run is created by the dispatcher shortly after."""
+
+    job_id: uuid.UUID = Field(serialization_alias="jobId")
+    status: str = "created"
+
+
+class Duplicate(BaseModel):
+    """200: the same (sku, sha256, theme) was delivered before; nothing new starts."""
+
+    job_id: uuid.UUID = Field(serialization_alias="jobId")
+    status: str
+    duplicate: bool = True
+
+
+_ALIASES = {"image_url": "imageUrl"}
+_MESSAGES = {"missing": "is required"}
+
+
+def field_errors(exc: ValidationError) -> list[FieldError]:
+    """Pydantic errors as ``{"field", "message"}`` with the field named as 3JMS sends it."""
+    out: list[FieldError] = []
+    for error in exc.errors(include_url=False):
+        loc = error.get("loc") or ("body",)
+        name = str(loc[0])
+        out.append(
+            FieldError(
+                field=_ALIASES.get(name, name),
+                message=_MESSAGES.get(error["type"], error["msg"]),
+            )
+        )
+    return out
+
+
+def parse_event(document: Any) -> ImageEvent | list[FieldError]:
+    """The delivery as an ``ImageEvent``, or the list of what is wrong with it."""
+    if not isinstance(document, dict):
+        return [FieldError(field="body", message="must be a JSON object")]
+    try:
+        return ImageEvent.model_validate(document)
+    except ValidationError as exc:
+        return field_errors(exc)
