@@ -1,11 +1,11 @@
 """Backfill throughput through the embedded stack, against the pure pipeline on the same images.
 
 40 images (the sample photos under distinct SKUs) go through the ``backfill/default``
-deployment on a real Prefect server with one worker (chunks of 10, two chunk runs at a time),
+deployment on a real Prefect server with one worker (chunks of 5, two at a time),
 then the same 40 go through the pipeline's steps called directly, one after another, in this
 process. Prints images per minute for both and their ratio (target ≥ 0.75).
 
-    .venv/bin/python benchmarks/backfill.py [--images 40] [--chunk-size 10]
+    .venv/bin/python benchmarks/backfill.py [--images 40] [--chunk-size 5]
 """
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ def _pure_rate(rows: list[object]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=40)
-    parser.add_argument("--chunk-size", type=int, default=10)
+    parser.add_argument("--chunk-size", type=int, default=5)
     args = parser.parse_args()
     os.environ.update(
         {

@@ -138,7 +138,7 @@ def backfill(
     all_images: Annotated[
         bool, typer.Option("--all", help="Every known source image, re-rendered.")
     ] = False,
-    chunk_size: Annotated[int, typer.Option(help="Images per flow run.")] = 10,
+    chunk_size: Annotated[int, typer.Option(help="Images per flow run.")] = 5,
     yes: Annotated[bool, typer.Option("--yes", help="Skip the cost confirmation.")] = False,
 ) -> None:
     """Process many images through the `backfill/default` deployment, with a progress bar."""

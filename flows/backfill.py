@@ -149,7 +149,7 @@ def backfill(
     all_images: bool = False,
     rerender: bool = False,
     chunk: list[BackfillRow] | None = None,
-    chunk_size: int = 10,
+    chunk_size: int = 5,
     max_parallel: int = 2,
 ) -> dict[str, int]:
     """Process many images: plan chunks, or process one chunk in this process.
