@@ -3,15 +3,15 @@
 One job = decode the cut-out and two backgrounds -> place once -> 2 master composites (written
 as PNG, zlib level 1 + RLE, like the reference) -> 2 x 9 derivatives (render_all). Meant to be
 timed as a whole process against the sharp reference with the reference's interleaved A/B
-timer. Setup (scratch copy; npm fetches sharp's prebuilt binaries):
+timer. Setup, from the project root (scratch copy; npm fetches sharp's prebuilt binaries):
 
-    cp -r /work/shared/tools/bench /tmp/imgbench && cd /tmp/imgbench && npm install
-    PY=/work/main/.venv/bin/python
+    ROOT=$PWD; PY=$ROOT/.venv/bin/python
+    cp -r ../shared/tools/bench /tmp/imgbench && cd /tmp/imgbench && npm install
     $PY gen_inputs.py bench-inputs --masters 1600
     export BENCH_INPUTS=$PWD/bench-inputs
     OURS="env -u PYTHONDONTWRITEBYTECODE PYTHONPYCACHEPREFIX=$PWD/pycache $PY"
     $PY abrun.py -n 9 \
-      "$OURS /work/main/benchmarks/imaging_vs_sharp.py --out bench-out/ours --step all" \
+      "$OURS $ROOT/benchmarks/imaging_vs_sharp.py --out bench-out/ours --step all" \
       "node sharp_pipeline.mjs --out bench-out/sharp --step all --jpeg-optimize 1 \
          --jpeg-progressive 1 --avif-speed 8 --png-level 1"
 
