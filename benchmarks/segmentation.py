@@ -10,7 +10,7 @@ back, threshold 0.5) in the same run, so the two can be compared directly.
 
     .venv/bin/python benchmarks/segmentation.py [--data DIR] [--baseline] [--threads 1] [--scale 1]
 
-The data folder defaults to $PACKSHOT_SEGMENTATION_DATA, else /work/shared/data/segmentation/dev.
+The data folder defaults to $PACKSHOT_SEGMENTATION_DATA, else ../shared/data/segmentation/dev.
 ``--scale F`` enlarges every photo and mask by F first (checks behaviour on bigger photos).
 """
 
@@ -35,7 +35,8 @@ if str(ROOT) not in sys.path:
 from core.providers.local import LocalRemover  # noqa: E402
 from imaging.matting import MODEL_SIZE, normalize_prediction  # noqa: E402
 
-DEFAULT_DATA = Path("/work/shared/data/segmentation/dev")
+# The shared data folder sits beside the project checkout.
+DEFAULT_DATA = ROOT.parent / "shared" / "data" / "segmentation" / "dev"
 _MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 _STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 
