@@ -8,10 +8,11 @@ Run it ad hoc with::
 
 from __future__ import annotations
 
+import re
 import time
 
 from prefect import flow, unmapped
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.artifacts import create_markdown_artifact
 from prefect.futures import wait
 from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
@@ -149,25 +150,25 @@ def _run_steps(
 
 
 def _publish_artifacts(result: JobView) -> None:
-    """Steps with time and cost, and the composites, for the Prefect UI."""
-    rows = [
-        {
-            "step": s.step if not s.variant else f"{s.step} #{s.variant}",
-            "state": s.state,
-            "attempts": s.attempts,
-            "ms": s.ms,
-            "cost_usd": s.cost_usd,
-            "provider": s.provider or "",
-        }
-        for s in result.steps
+    """One artifact for the Prefect UI: the steps with time and cost, and the composites."""
+    lines = [
+        f"### {result.sku} · {result.theme} · {result.status} · ${result.cost_usd:.4f}",
+        "",
+        "| step | state | attempts | ms | cost USD | provider |",
+        "|---|---|---|---|---|---|",
     ]
-    create_table_artifact(
-        rows,
-        key=f"steps-{result.sku}".lower().replace("_", "-").replace(".", "-")[:60],
-        description=f"{result.sku} · {result.theme}: {result.status}, ${result.cost_usd:.4f}",
-    )
-    masters = [a for a in result.assets if a.kind == "composite"]
-    lines = [f"### {result.sku} · {result.theme} · {result.status}", ""]
-    lines += [f"- `{a.key}` ({a.width}×{a.height}, {a.bytes:,} bytes)" for a in masters]
+    for s in result.steps:
+        name = s.step if not s.variant else f"{s.step} #{s.variant}"
+        ms = f"{s.ms:.0f}" if s.ms is not None else "–"
+        lines.append(
+            f"| {name} | {s.state} | {s.attempts} | {ms} | {s.cost_usd:.4f} | {s.provider or ''} |"
+        )
+    lines += ["", "Composites:", ""]
+    lines += [
+        f"- `{a.key}` ({a.width}×{a.height}, {a.bytes:,} bytes)"
+        for a in result.assets
+        if a.kind == "composite"
+    ]
     lines += ["", f"Manifest: `{result.manifest_key}`"]
-    create_markdown_artifact("\n".join(lines), description="Packshot composites")
+    key = re.sub(r"[^a-z0-9-]", "-", f"packshot-{result.sku}-{result.theme}".lower())[:100]
+    create_markdown_artifact("\n".join(lines), key=key, description="Packshot job summary")

@@ -78,6 +78,11 @@ def test_one_photo_end_to_end_on_the_local_store(cdn, packshot_env: Path) -> Non
         "publish",
     }
     assert steps["publish"].provider == "none" and "disabled" in (steps["publish"].details or "")
+    from prefect.artifacts import Artifact
+
+    artifact = Artifact.get("packshot-sku-1-default")  # the Prefect UI's summary of the run
+    assert artifact is not None and "| remove_background | COMPLETED |" in str(artifact.data)
+    assert f"composites/default/SKU-1/{SHA}_1x1_2_master.jpg" in str(artifact.data)
     assert all(s.duration_ms is not None and s.duration_ms >= 0 for s in steps.values())
     assert steps["remove_background"].duration_ms > 0 and steps["derivatives#1"].duration_ms > 0
 
