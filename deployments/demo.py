@@ -19,6 +19,7 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
+from rich import box
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
@@ -143,37 +144,41 @@ def new_secret() -> str:
     return secrets.token_hex(24)
 
 
-_STEP_COLUMNS = (
-    "download",
-    "remove_background",
-    "generate_backgrounds",
-    "composite",
-    "derivatives",
-    "manifest",
-    "publish",
-)
+# Step name → short column heading, so the summary fits an 80-column terminal.
+_STEP_COLUMNS = {
+    "download": "get",
+    "remove_background": "cut",
+    "generate_backgrounds": "bgs",
+    "composite": "comp",
+    "derivatives": "der",
+    "manifest": "man",
+    "publish": "pub",
+}
 
 
 def summary_table(deliveries: list[Delivery]) -> Table:
-    """Per job: status, ms of each step (mapped steps summed), cost and assets."""
-    table = Table(title="Summary (ms per step)")
-    table.add_column("sku")
-    table.add_column("status")
-    for column in _STEP_COLUMNS:
-        table.add_column(column.replace("_", " "), justify="right")
-    for column in ("total ms", "cost USD", "assets"):
-        table.add_column(column, justify="right")
+    """Per job: status, seconds of each step (mapped steps summed), total, cost and files."""
+    table = Table(
+        title="Summary: seconds per step (get, cut out, backgrounds, composites, derivatives, "
+        "manifest, publish)",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
+    )
+    table.add_column("sku", no_wrap=True)
+    table.add_column("state", no_wrap=True)
+    for heading in (*_STEP_COLUMNS.values(), "total", "USD", "files"):
+        table.add_column(heading, justify="right", no_wrap=True)
     for d in deliveries:
-        steps = d.view.get("steps") or []
-        per_step = {name: 0.0 for name in _STEP_COLUMNS}
-        for step in steps:  # type: ignore[attr-defined]
+        per_step = dict.fromkeys(_STEP_COLUMNS, 0.0)
+        for step in d.view.get("steps") or []:  # type: ignore[attr-defined]
             per_step[step["step"]] = per_step.get(step["step"], 0.0) + (step.get("ms") or 0.0)
         table.add_row(
             d.sku,
             str(d.view.get("status", "?")),
-            *(f"{per_step[name]:.0f}" for name in _STEP_COLUMNS),
-            f"{d.view.get('ms') or 0:.0f}",
-            f"{float(str(d.view.get('costUsd') or 0)):.4f}",
+            *(f"{per_step[name] / 1000:.1f}" for name in _STEP_COLUMNS),
+            f"{float(str(d.view.get('ms') or 0)) / 1000:.1f}",
+            f"{float(str(d.view.get('costUsd') or 0)):.2f}",
             str(len(d.view.get("assets") or [])),  # type: ignore[arg-type]
         )
     return table
