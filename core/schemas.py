@@ -16,12 +16,20 @@ __all__ = [
     "ImageJobSpec",
     "JobView",
     "StepView",
+    "is_valid_name",
 ]
 
 NAME_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
+# SKUs and theme names become parts of storage keys: this one rule is used everywhere.
+_NAME_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
 SHA256_PATTERN = r"^[0-9a-fA-F]{64}$"
 
 Name = Annotated[str, Field(pattern=NAME_PATTERN, description="[A-Za-z0-9._-]{1,64}")]
+
+
+def is_valid_name(value: str) -> bool:
+    """True when ``value`` may be a SKU or a theme name (the whole string, no trailing newline)."""
+    return _NAME_RE.fullmatch(value) is not None
 
 
 class ImageJobSpec(BaseModel):

@@ -15,6 +15,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from core.errors import ConfigurationError, InputError
+from core.schemas import is_valid_name
 from imaging.background import GradientStop
 from imaging.composite import Shadow
 
@@ -27,7 +28,6 @@ __all__ = [
     "resolve_theme",
 ]
 
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _HEX = re.compile(r"^#[0-9A-Fa-f]{6}$")
 RGB = tuple[int, int, int]
 
@@ -107,7 +107,7 @@ class Theme(_Model):
     @field_validator("name")
     @classmethod
     def _check_name(cls, name: str) -> str:
-        if not NAME_PATTERN.match(name):
+        if not is_valid_name(name):
             raise ValueError("theme name must match [A-Za-z0-9._-]{1,64}")
         return name
 

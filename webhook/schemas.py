@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_core import PydanticCustomError
 
-from core.schemas import ImageJobSpec
+from core.schemas import ImageJobSpec, is_valid_name
 
 __all__ = [
     "Accepted",
@@ -22,7 +22,6 @@ __all__ = [
     "parse_event",
 ]
 
-_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 _SPACE_OR_CONTROL = re.compile(r"[\s\x00-\x1f\x7f]")
 _MAX_URL = 4096
@@ -52,7 +51,7 @@ class ImageEvent(BaseModel):
     @classmethod
     def _name(cls, value: object) -> str:
         text = _text(value)
-        if not _NAME.fullmatch(text):
+        if not is_valid_name(text):
             raise PydanticCustomError("name", _NAME_RULE)
         return text
 
