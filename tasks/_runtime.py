@@ -12,6 +12,7 @@ from sqlmodel import Session
 
 from core.db import session_scope, upgrade_schema
 from core.jobs import AssetRecord
+from core.manifest import Manifest
 from core.settings import Settings, get_settings
 from core.storage import ObjectStore, new_store
 from core.tables import AssetKind
@@ -22,6 +23,7 @@ __all__ = [
     "decode_from_store",
     "describe_stored",
     "put_image",
+    "put_manifest",
     "reset",
     "settings",
     "store",
@@ -106,6 +108,20 @@ def put_image(
         variant=variant,
         size=size,
         format=fmt,
+        sha256=stored.sha256,
+    )
+
+
+def put_manifest(key: str, manifest: Manifest) -> AssetRecord:
+    """Store ``manifest`` as JSON under ``key`` (camelCase, as published) and describe it."""
+    data = manifest.model_dump_json(by_alias=True, indent=2).encode()
+    stored = store().put(key, data, content_type="application/json")
+    return AssetRecord(
+        kind=AssetKind.MANIFEST,
+        key=key,
+        content_type=stored.content_type,
+        bytes=stored.size,
+        format="json",
         sha256=stored.sha256,
     )
 

@@ -9,10 +9,10 @@ from prefect import task
 from core import jobs
 from core.keys import manifest_key
 from core.manifest import build_manifest
-from core.tables import AssetKind, JobStatus, Step, utcnow
+from core.tables import JobStatus, Step, utcnow
 from tasks._hooks import tracked
 from tasks._policy import STEP_OPTIONS
-from tasks._runtime import db, store
+from tasks._runtime import db, put_manifest
 
 __all__ = ["write_manifest"]
 
@@ -43,20 +43,10 @@ def write_manifest(job_id: str) -> str:
                 cost_usd=job.cost_usd,
                 timestamp=utcnow(),
             )
-        data = manifest.model_dump_json(by_alias=True, indent=2).encode()
-        stored = store().put(key, data, content_type="application/json")
+        asset = put_manifest(key, manifest)
         with db() as session:
             jobs.set_manifest_key(session, job_id=uuid.UUID(job_id), key=key)
         record.provider = "packshot"
         record.details = {"totalAssets": manifest.metadata.total_assets}
-        record.assets.append(
-            jobs.AssetRecord(
-                kind=AssetKind.MANIFEST,
-                key=key,
-                content_type=stored.content_type,
-                bytes=stored.size,
-                format="json",
-                sha256=stored.sha256,
-            )
-        )
+        record.assets.append(asset)
         return key

@@ -18,10 +18,10 @@ from core.publishers import PublishRequest, PublishResult, new_publisher
 from core.publishers.base import Publisher
 from core.settings import Settings
 from core.storage import ObjectStore
-from core.tables import AssetKind, Step, utcnow
+from core.tables import Step, utcnow
 from tasks._hooks import tracked
 from tasks._policy import STEP_OPTIONS
-from tasks._runtime import settings, store
+from tasks._runtime import put_manifest, settings, store
 from tasks._shopify_limits import shopify_gate
 
 __all__ = ["publish"]
@@ -75,14 +75,4 @@ def _rewrite_manifest(key: str, manifest: Manifest, result: PublishResult) -> As
         removed=list(result.removed),
         published_at=utcnow(),
     )
-    updated = manifest.model_copy(update={"shopify": section})
-    data = updated.model_dump_json(by_alias=True, indent=2).encode()
-    stored = store().put(key, data, content_type="application/json")
-    return AssetRecord(
-        kind=AssetKind.MANIFEST,
-        key=key,
-        content_type=stored.content_type,
-        bytes=stored.size,
-        format="json",
-        sha256=stored.sha256,
-    )
+    return put_manifest(key, manifest.model_copy(update={"shopify": section}))
