@@ -48,3 +48,19 @@ def _clear_runtime_caches() -> None:
     registry = sys.modules.get("core.providers.registry")
     if registry is not None:
         registry.reset_providers()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A migrated job database: a SQLite file, then a throwaway PostgreSQL database."""
+    from core.db import upgrade_schema
+    from tests.helpers.postgres import temporary_database
+
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'jobs.db'}"
+        upgrade_schema(url)
+        yield url
+        return
+    with temporary_database() as url:
+        upgrade_schema(url)
+        yield url

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Iterator
 
 import pytest
 from sqlmodel import select
@@ -13,21 +12,8 @@ from core import jobs
 from core.db import session_scope, upgrade_schema
 from core.schemas import ImageJobSpec
 from core.tables import Asset, AssetKind, Job, JobStatus, JobStep, Step, StepState
-from tests.helpers.postgres import temporary_database
 
 SHA = "a" * 64
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def db_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'jobs.db'}"
-        upgrade_schema(url)
-        yield url
-        return
-    with temporary_database() as url:
-        upgrade_schema(url)
-        yield url
 
 
 def _spec(**kw: object) -> ImageJobSpec:

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Iterator
 from datetime import timedelta
 
-import pytest
 from sqlmodel import Session, select
 
 from core import jobs
@@ -15,18 +13,6 @@ from core.db import get_engine, session_scope, upgrade_schema
 from core.schemas import ImageJobSpec
 from core.tables import Job, JobStatus, utcnow
 from tests.helpers.postgres import temporary_database
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def db_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'outbox.db'}"
-        upgrade_schema(url)
-        yield url
-        return
-    with temporary_database() as url:
-        upgrade_schema(url)
-        yield url
 
 
 def _spec(n: int, **kw: object) -> ImageJobSpec:
