@@ -15,7 +15,13 @@ import httpx
 
 from core.settings import Settings
 
-__all__ = ["PrefectApi", "apply_prefect_defaults", "locate_api", "locate_api_url"]
+__all__ = [
+    "PrefectApi",
+    "answers_ok",
+    "apply_prefect_defaults",
+    "locate_api",
+    "locate_api_url",
+]
 
 
 _ONE_RUN_SERVER_OFF = (
@@ -48,11 +54,16 @@ def apply_prefect_defaults(settings: Settings, *, log_level: str | None = None) 
         os.environ.setdefault(name, value)
 
 
-def _healthy(api_url: str, timeout: float = 1.0) -> bool:
+def answers_ok(url: str, timeout: float = 1.0) -> bool:
+    """True when a GET of ``url`` answers 200 within ``timeout`` seconds."""
     try:
-        return httpx.get(f"{api_url.rstrip('/')}/health", timeout=timeout).status_code == 200
+        return httpx.get(url, timeout=timeout).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+def _healthy(api_url: str, timeout: float = 1.0) -> bool:
+    return answers_ok(f"{api_url.rstrip('/')}/health", timeout)
 
 
 @dataclass

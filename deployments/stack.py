@@ -19,10 +19,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
-
 from core.settings import Settings
 from deployments.bringup import ROOT, WORK_POOL, bring_up
+from deployments.prefect_env import answers_ok
 
 __all__ = ["Service", "Stack", "stack_env"]
 
@@ -119,11 +118,8 @@ def wait_healthy(url: str, timeout: float, service: Service | None = None) -> No
     while time.monotonic() < deadline:
         if service is not None and not service.alive():
             raise RuntimeError(f"{service.name} exited before it was ready")
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
+        if answers_ok(url, timeout=2):
+            return
         time.sleep(0.3)
     raise TimeoutError(f"{url} not ready after {timeout:.0f} s")
 
