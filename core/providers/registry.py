@@ -7,7 +7,7 @@ An unknown name is a ``ConfigurationError`` at start-up, never a surprise mid-ru
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 from core.errors import ConfigurationError, ProviderError
@@ -103,7 +103,7 @@ class ChainRemover:
             try:
                 result = remover.remove(image, source_url=source_url)
             except ProviderError as exc:
-                if index == len(self.removers) - 1 or isinstance(exc, ConfigurationError):
+                if index == len(self.removers) - 1:
                     raise
                 failures.append(f"{remover.name}: {type(exc).__name__}: {exc}")
                 continue
@@ -134,13 +134,20 @@ def _build(kind: str, name: str, factory: Callable[[], object]) -> object:
         return _cache[(kind, name)]
 
 
+def _require_known(names: list[str], registry: Mapping[str, object], what: str) -> None:
+    """Raise ``ConfigurationError`` naming the first unknown provider (or an empty choice)."""
+    if not names:
+        raise ConfigurationError(f"no {what} configured")
+    for name in names:
+        if name not in registry:
+            known = ", ".join(sorted(registry))
+            raise ConfigurationError(f"unknown {what} {name!r}; known: {known}")
+
+
 def new_remover(settings: Settings) -> BackgroundRemover:
     """The remover (or fallback chain) named by ``settings.segmenter``, built once per process."""
     names = settings.segmenter_chain
-    unknown = [name for name in names if name not in REMOVERS]
-    if unknown or not names:
-        known = ", ".join(sorted(REMOVERS))
-        raise ConfigurationError(f"unknown segmenter {settings.segmenter!r}; known: {known}")
+    _require_known(names, REMOVERS, "segmenter")
     removers = [
         _build("remover", name, lambda name=name: REMOVERS[name](settings))  # type: ignore[misc]
         for name in names
@@ -153,21 +160,14 @@ def new_remover(settings: Settings) -> BackgroundRemover:
 def new_generator(settings: Settings) -> BackgroundGenerator:
     """The background generator named by ``settings.backgrounds``, built once per process."""
     name = settings.backgrounds
-    if name not in GENERATORS:
-        known = ", ".join(sorted(GENERATORS))
-        raise ConfigurationError(f"unknown background generator {name!r}; known: {known}")
+    _require_known([name], GENERATORS, "background generator")
     return _build("generator", name, lambda: GENERATORS[name](settings))  # type: ignore[return-value]
 
 
 def check_providers(settings: Settings) -> None:
     """Fail at start-up, not mid-run, when a provider name is unknown."""
-    for name in settings.segmenter_chain:
-        if name not in REMOVERS:
-            raise ConfigurationError(f"unknown segmenter {name!r}; known: {', '.join(REMOVERS)}")
-    if settings.backgrounds not in GENERATORS:
-        raise ConfigurationError(
-            f"unknown background generator {settings.backgrounds!r}; known: {', '.join(GENERATORS)}"
-        )
+    _require_known(settings.segmenter_chain, REMOVERS, "segmenter")
+    _require_known([settings.backgrounds], GENERATORS, "background generator")
     uses_freepik = "freepik" in settings.segmenter_chain or settings.backgrounds == "freepik-mystic"
     if uses_freepik and settings.freepik_api_key is None:
         raise ConfigurationError(
