@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -157,6 +157,41 @@ class Settings(BaseSettings):
         None,
         validation_alias="PREFECT_API_URL",
         description="Prefect's own variable: the API to use instead of the embedded server.",
+    )
+
+    # --- production topology -----------------------------------------------------------------
+    profile: Literal["embedded", "production"] = Field(
+        "embedded",
+        description="embedded (one machine) or production (PostgreSQL, S3; checked at start).",
+    )
+    workers: int = Field(1, ge=1, le=64, description="Prefect workers `packshot up` starts here.")
+    worker_limit: int = Field(
+        2, ge=1, le=64, description="Flow runs at once per worker (about one per core)."
+    )
+    results_url: str | None = Field(
+        None,
+        description="Prefect results (s3://bucket/prefix); production: the store's bucket, "
+        "prefix prefect-results.",
+    )
+    results_block: str = Field(
+        "packshot-results", description="Name of the prefect-aws S3Bucket block for results."
+    )
+    prefect_database_url: SecretStr | None = Field(
+        None,
+        validation_alias="PREFECT_API_DATABASE_CONNECTION_URL",
+        description="Prefect's own variable: the database of the server `packshot up` starts.",
+    )
+    zombie_after_s: int = Field(
+        600,
+        ge=45,
+        le=86_400,
+        description="A running flow run without a heartbeat for this long is marked Crashed.",
+    )
+    crash_reruns: int = Field(
+        2, ge=0, le=10, description="Runs again of a job whose flow run crashed, before FAILED."
+    )
+    recover_interval_s: float = Field(
+        15.0, gt=0, le=3600, description="How often the webhook looks for crashed flow runs."
     )
 
     # --- input limits and download -----------------------------------------------------------
