@@ -27,6 +27,12 @@ class Settings(BaseSettings):
     # --- embedded defaults -------------------------------------------------------------------
     home: Path = Field(Path(".packshot"), description="Folder for the embedded defaults.")
     database_url: str = Field("", description="Job tables; default sqlite:///$HOME/packshot.db.")
+    db_retry_s: float = Field(
+        60.0,
+        ge=0,
+        le=3600,
+        description="Seconds job-table reads and writes keep retrying while the DB is unreachable.",
+    )
     store_url: str = Field("", description="Object store: file://DIR or s3://bucket/prefix.")
     s3_endpoint_url: str | None = Field(None, description="S3-compatible endpoint (MinIO, moto).")
     s3_region: str | None = Field(None, description="S3 region; the AWS chain decides if unset.")
