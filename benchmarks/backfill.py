@@ -93,7 +93,7 @@ def main() -> None:
 
     settings = get_settings()
     cdn, cdn_url = d.serve_folder(d.SAMPLES)
-    stack = Stack(settings, webhook=False, dashboard=False)
+    stack = Stack(settings, services=("prefect", "worker"))
     try:
         stack.start()
         backfill = _backfill_rate(stack, _rows(args.images, cdn_url, "BF"), args.chunk_size)

@@ -67,7 +67,11 @@ def main() -> None:
     settings = get_settings()
     secret = settings.webhook_secret.get_secret_value()  # type: ignore[union-attr]
     cdn, cdn_url = d.serve_folder(d.SAMPLES)
-    stack = Stack(settings, extra_env={"PACKSHOT_ALLOW_PRIVATE_SOURCES": "true"}, dashboard=False)
+    stack = Stack(
+        settings,
+        extra_env={"PACKSHOT_ALLOW_PRIVATE_SOURCES": "true"},
+        services=("prefect", "worker", "webhook"),
+    )
     rows: list[dict[str, float | str]] = []
     try:
         stack.start()

@@ -5,11 +5,15 @@ Safe to run at every start, against the embedded server or a production one.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import subprocess
 import sys
 from datetime import timedelta
 from pathlib import Path
+
+from core.settings import Settings
+from deployments.profile import ensure_results_block
 
 __all__ = ["ROOT", "bring_up", "deploy_all", "ensure_work_pool", "ensure_zombie_automation"]
 
@@ -50,7 +54,14 @@ def deploy_all(env: dict[str, str]) -> None:
 
 
 def ensure_zombie_automation(within: timedelta = timedelta(seconds=600)) -> None:
-    """Mark flow runs whose machine died as Crashed once their heartbeats stop."""
+    """Mark flow runs whose machine died as Crashed once their heartbeats stop for ``within``.
+
+    An automation with another window (the setting changed) is replaced.
+    """
+    asyncio.run(_ensure_zombie_automation(within))
+
+
+async def _ensure_zombie_automation(within: timedelta) -> None:
     from prefect.automations import Automation
     from prefect.client.schemas.objects import StateType
     from prefect.events.actions import ChangeFlowRunState
@@ -58,11 +69,14 @@ def ensure_zombie_automation(within: timedelta = timedelta(seconds=600)) -> None
     from prefect.events.schemas.events import ResourceSpecification
 
     try:
-        Automation.read(name=ZOMBIE_AUTOMATION)  # type: ignore[unused-coroutine]
-        return
+        existing: Automation | None = await Automation.aread(name=ZOMBIE_AUTOMATION)
     except ValueError:
-        pass
-    Automation(
+        existing = None
+    if existing is not None:
+        if getattr(existing.trigger, "within", None) == within:
+            return
+        await existing.adelete()
+    await Automation(
         name=ZOMBIE_AUTOMATION,
         trigger=EventTrigger(
             after={"prefect.flow-run.heartbeat"},
@@ -80,8 +94,8 @@ def ensure_zombie_automation(within: timedelta = timedelta(seconds=600)) -> None
             within=within,
         ),
         actions=[ChangeFlowRunState(state=StateType.CRASHED, message="no heartbeat")],
-    ).create()
-    log.info("created automation %s", ZOMBIE_AUTOMATION)
+    ).acreate()
+    log.info("created automation %s (%s without a heartbeat)", ZOMBIE_AUTOMATION, within)
 
 
 def _ensure_provider_limits() -> None:
@@ -99,7 +113,7 @@ def _ensure_provider_limits() -> None:
         ensure()
 
 
-def bring_up(env: dict[str, str]) -> None:
+def bring_up(env: dict[str, str], settings: Settings) -> None:
     """Everything a fresh or existing Prefect server needs before workers start.
 
     ``env["PREFECT_API_URL"]`` names the server; this process talks to it too.
@@ -110,4 +124,6 @@ def bring_up(env: dict[str, str]) -> None:
         ensure_work_pool()
         deploy_all(env)
         _ensure_provider_limits()
-        ensure_zombie_automation()
+        ensure_zombie_automation(timedelta(seconds=settings.zombie_after_s))
+        if ensure_results_block(settings):
+            log.info("results on S3 through block s3-bucket/%s", settings.results_block)

@@ -241,6 +241,7 @@ def _register_stack_commands() -> None:
     from deployments import stack_commands
 
     app.command("up")(stack_commands.up)
+    app.command("bootstrap")(stack_commands.bootstrap)
     app.command("demo")(stack_commands.demo)
     app.command("backfill")(stack_commands.backfill)
 

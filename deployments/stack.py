@@ -1,9 +1,10 @@
-"""``packshot up``: the embedded stack as child processes, supervised, with prefixed logs.
+"""``packshot up``: the stack's services as child processes, supervised, with prefixed logs.
 
 Order of start: Prefect server (unless PREFECT_API_URL names one), bring-up (work pool,
-deployments, limits, automations), a worker for both deployments, the webhook, the dashboard.
-Every child runs in its own process group, so stopping the stack also stops the flow-run
-processes a worker started: no orphans.
+deployments, limits, automations, results block), the workers, the webhook, the dashboard.
+A machine may run any subset (``services``): production puts the server, the web processes and
+each worker where it likes. Every child runs in its own process group, so stopping the stack
+also stops the flow-run processes a worker started: no orphans.
 """
 
 from __future__ import annotations
@@ -12,18 +13,21 @@ import contextlib
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.settings import Settings
 from deployments.bringup import ROOT, WORK_POOL, bring_up
 from deployments.prefect_env import answers_ok
+from deployments.profile import SERVICES, worker_env
 
-__all__ = ["Service", "Stack", "stack_env"]
+__all__ = ["SERVICES", "Service", "Stack", "stack_env"]
 
 log = logging.getLogger("packshot.stack")
 _BIN = Path(sys.executable).parent
@@ -36,6 +40,8 @@ def stack_env(
     """Environment shared by every child: absolute home, the API URL, Prefect's defaults."""
     settings.prefect_home.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
+    # Only the Prefect server needs its database URL (it may hold a password): see Stack.
+    env.pop("PREFECT_API_DATABASE_CONNECTION_URL", None)
     env.update(
         {
             "PACKSHOT_HOME": str(settings.home.expanduser().resolve()),
@@ -62,6 +68,7 @@ class Service:
     name: str
     argv: list[str]
     health_url: str | None = None
+    env: dict[str, str] = field(default_factory=dict)
     restarts: int = 0
     process: subprocess.Popen[bytes] | None = None
     _pump: threading.Thread | None = field(default=None, repr=False)
@@ -71,7 +78,7 @@ class Service:
         self.process = subprocess.Popen(
             self.argv,
             cwd=ROOT,
-            env=env,
+            env={**env, **self.env},
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -125,7 +132,7 @@ def wait_healthy(url: str, timeout: float, service: Service | None = None) -> No
 
 
 class Stack:
-    """The embedded stack: start, supervise, stop."""
+    """The stack's services on this machine: start, supervise, stop."""
 
     MAX_RESTARTS = 3
 
@@ -134,99 +141,104 @@ class Stack:
         settings: Settings,
         *,
         extra_env: dict[str, str] | None = None,
-        webhook: bool = True,
-        dashboard: bool = True,
-        worker_limit: int = 2,
+        services: Iterable[str] = SERVICES,
+        workers: int | None = None,
+        worker_limit: int | None = None,
     ) -> None:
+        wanted = set(services)
+        unknown = wanted - set(SERVICES)
+        if unknown:
+            raise ValueError(f"unknown services {sorted(unknown)}; choose from {list(SERVICES)}")
         self.settings = settings
-        self.own_server = not settings.prefect_api_url
+        self.own_server = "prefect" in wanted and not settings.prefect_api_url
         host = "127.0.0.1" if settings.bind in ("0.0.0.0", "::") else settings.bind
         self.api_url = settings.prefect_api_url or f"http://{host}:{settings.prefect_port}/api"
         self.ui_url = self.api_url.removesuffix("/api")
         self.webhook_url = f"http://{host}:{settings.webhook_port}"
         self.dashboard_url = f"http://{host}:{settings.dashboard_port}"
         self.env = stack_env(settings, self.api_url, extra_env)
-        self.services = self._services(webhook, dashboard, worker_limit)
+        # A machine that only runs workers leaves deployments to the one that runs the rest:
+        # deployments record the code's path on the machine that deploys them.
+        self.bootstrap = wanted != {"worker"}
+        self.services = self._services(
+            wanted, workers or settings.workers, worker_limit or settings.worker_limit
+        )
         self._stopping = threading.Event()
 
-    def _services(self, webhook: bool, dashboard: bool, limit: int) -> list[Service]:
-        s, prefect = self.settings, str(_BIN / "prefect")
+    def _services(self, wanted: set[str], workers: int, limit: int) -> list[Service]:
         services = []
         if self.own_server:
-            services.append(
-                Service(
-                    "prefect",
-                    [prefect, "server", "start", "--host", s.bind, "--port", str(s.prefect_port)],
-                    f"{self.api_url}/health",
-                )
-            )
-        services.append(
-            Service(
-                "worker",
-                [
-                    prefect,
-                    "worker",
-                    "start",
-                    "--pool",
-                    WORK_POOL,
-                    "--type",
-                    "process",
-                    "--limit",
-                    str(limit),
-                ],
-            )
-        )
-        if webhook and (ROOT / "webhook" / "app.py").exists():
-            services.append(
-                Service(
-                    "webhook",
-                    [
-                        str(_BIN / "python"),
-                        "-m",
-                        "uvicorn",
-                        "webhook.app:create_app",
-                        "--factory",
-                        "--host",
-                        s.bind,
-                        "--port",
-                        str(s.webhook_port),
-                        "--no-access-log",
-                    ],
-                    f"{self.webhook_url}/healthz",
-                )
-            )
-        if dashboard and (ROOT / "dashboard" / "streamlit_app.py").exists():
-            services.append(
-                Service(
-                    "dashboard",
-                    [
-                        str(_BIN / "streamlit"),
-                        "run",
-                        "dashboard/streamlit_app.py",
-                        "--server.headless",
-                        "true",
-                        "--server.address",
-                        s.bind,
-                        "--server.port",
-                        str(s.dashboard_port),
-                        "--browser.gatherUsageStats",
-                        "false",
-                    ],
-                    f"{self.dashboard_url}/_stcore/health",
-                )
-            )
+            services.append(self._prefect_server())
+        if "worker" in wanted:
+            services += [self._worker(n, workers, limit) for n in range(1, workers + 1)]
+        if "webhook" in wanted and (ROOT / "webhook" / "app.py").exists():
+            services.append(self._webhook())
+        if "dashboard" in wanted and (ROOT / "dashboard" / "streamlit_app.py").exists():
+            services.append(self._dashboard())
         return services
+
+    def _prefect_server(self) -> Service:
+        s = self.settings
+        argv = [
+            str(_BIN / "prefect"),
+            *("server", "start", "--host", s.bind, "--port", str(s.prefect_port)),
+        ]
+        env = {}
+        if s.prefect_database_url is not None:
+            env["PREFECT_API_DATABASE_CONNECTION_URL"] = s.prefect_database_url.get_secret_value()
+        return Service("prefect", argv, f"{self.api_url}/health", env=env)
+
+    def _worker(self, number: int, count: int, limit: int) -> Service:
+        name = "worker" if count == 1 else f"worker-{number}"
+        argv = [
+            str(_BIN / "prefect"),
+            *("worker", "start", "--pool", WORK_POOL, "--type", "process"),
+            *("--limit", str(limit), "--name", f"{socket.gethostname()}-{name}"),
+        ]
+        return Service(name, argv, env=worker_env(self.settings))
+
+    def _webhook(self) -> Service:
+        s = self.settings
+        argv = [
+            str(_BIN / "python"),
+            *("-m", "uvicorn", "webhook.app:create_app", "--factory"),
+            *("--host", s.bind, "--port", str(s.webhook_port), "--no-access-log"),
+        ]
+        return Service("webhook", argv, f"{self.webhook_url}/healthz")
+
+    def _dashboard(self) -> Service:
+        s = self.settings
+        argv = [
+            str(_BIN / "streamlit"),
+            *("run", "dashboard/streamlit_app.py", "--server.headless", "true"),
+            *("--server.address", s.bind, "--server.port", str(s.dashboard_port)),
+            *("--browser.gatherUsageStats", "false"),
+        ]
+        return Service("dashboard", argv, f"{self.dashboard_url}/_stcore/health")
+
+    def service(self, name: str) -> Service:
+        """The service called ``name`` (``prefect``, ``worker``/``worker-N``, ``webhook``, …)."""
+        for service in self.services:
+            if service.name == name:
+                return service
+        raise KeyError(name)
 
     def start(self) -> None:
         """Start every service in order; bring the Prefect server up to date first."""
+        if not self.own_server:
+            wait_healthy(f"{self.api_url}/health", 120)
+        bootstrapped = False
         for service in self.services:
-            if service.name == "worker":
-                log.info("bring-up: work pool, deployments, limits, automations")
-                bring_up(self.env)
+            if service.name != "prefect" and self.bootstrap and not bootstrapped:
+                log.info("bring-up: work pool, deployments, limits, automations, results")
+                bring_up(self.env, self.settings)
+                bootstrapped = True
             service.start(self.env)
             if service.health_url:
                 wait_healthy(service.health_url, 120, service)
             log.info("%s started", service.name)
+        if self.bootstrap and not bootstrapped:
+            bring_up(self.env, self.settings)
 
     def supervise(self) -> int:
         """Block until Ctrl-C or a service fails for good; restart crashed services."""

@@ -11,12 +11,14 @@ import typer
 from rich.console import Console
 from rich.panel import Panel
 
+from core.db import upgrade_schema
 from core.logging import configure_logging
-from core.settings import Settings, get_settings
+from core.settings import Settings, configure, get_settings
 from deployments import demo as d
+from deployments.profile import SERVICES, problems
 from deployments.stack import Stack
 
-__all__ = ["backfill", "demo", "up"]
+__all__ = ["backfill", "bootstrap", "demo", "up"]
 
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
@@ -34,8 +36,14 @@ def _warn_unsigned(settings: Settings) -> None:
         )
 
 
-def _start(settings: Settings, extra_env: dict[str, str] | None = None) -> Stack:
-    stack = Stack(settings, extra_env=extra_env)
+def _start(
+    settings: Settings,
+    extra_env: dict[str, str] | None = None,
+    *,
+    services: list[str] | None = None,
+    workers: int | None = None,
+) -> Stack:
+    stack = Stack(settings, extra_env=extra_env, services=services or SERVICES, workers=workers)
 
     def _stop(signum: int, frame: object) -> None:
         stack.request_stop()
@@ -57,15 +65,47 @@ def _where(stack: Stack) -> None:
     )
 
 
-def up() -> None:
-    """The embedded stack: Prefect server, worker, webhook and dashboard; Ctrl-C stops all."""
+def _services(value: str) -> list[str]:
+    names = [name.strip() for name in value.split(",") if name.strip()]
+    unknown = sorted(set(names) - set(SERVICES))
+    if unknown or not names:
+        raise typer.BadParameter(f"choose from {', '.join(SERVICES)} (got {value!r})")
+    return names
+
+
+def up(
+    profile: Annotated[
+        str | None,
+        typer.Option(help="embedded or production; PACKSHOT_PROFILE if unset."),
+    ] = None,
+    services: Annotated[
+        str,
+        typer.Option(help="What runs on this machine: a comma list of " + ",".join(SERVICES)),
+    ] = ",".join(SERVICES),
+    workers: Annotated[
+        int | None,
+        typer.Option(min=1, max=64, help="Workers on this machine; PACKSHOT_WORKERS if unset."),
+    ] = None,
+) -> None:
+    """The stack: Prefect server, workers, webhook and dashboard (or a subset); Ctrl-C stops all."""
     configure_logging()
-    settings = get_settings()
+    wanted = _services(services)
+    if profile not in (None, "embedded", "production"):
+        raise typer.BadParameter(f"embedded or production, not {profile!r}", param_hint="--profile")
+    settings = configure(profile=profile) if profile else get_settings()
+    found = problems(settings, wanted)
+    if found:
+        for problem in found:
+            err.print(f"[red]error:[/red] {problem}")
+        err.print(f"profile {settings.profile}: fix the settings above (see README, production)")
+        raise typer.Exit(2)
     _warn_unsigned(settings)
     stack = None
     code = 0
     try:
-        stack = _start(settings)
+        # The children read their own settings: they must see the profile chosen here.
+        extra: dict[str, str] = {"PACKSHOT_PROFILE": settings.profile}
+        stack = _start(settings, extra, services=wanted, workers=workers)
         _where(stack)
         out.print("[green]running[/green] — Ctrl-C stops everything")
         code = stack.supervise()
@@ -75,6 +115,32 @@ def up() -> None:
         if stack is not None:
             stack.stop()
     raise typer.Exit(code)
+
+
+def bootstrap() -> None:
+    """Bring a Prefect server up to date: work pool, deployments, limits, automation, results.
+
+    Idempotent. ``packshot up`` does it too; run it alone when the server and the workers are
+    started by other means (systemd, containers).
+    """
+    from deployments.bringup import bring_up
+    from deployments.prefect_env import apply_prefect_defaults
+    from deployments.stack import stack_env
+
+    configure_logging()
+    settings = get_settings()
+    if not settings.prefect_api_url:
+        err.print("[red]error:[/red] set PREFECT_API_URL to the Prefect server to bootstrap")
+        raise typer.Exit(2)
+    found = problems(settings, ["worker"])
+    if found:
+        for problem in found:
+            err.print(f"[red]error:[/red] {problem}")
+        raise typer.Exit(2)
+    apply_prefect_defaults(settings)
+    upgrade_schema(settings.database_url)
+    bring_up(stack_env(settings, settings.prefect_api_url), settings)
+    out.print(f"Prefect server {settings.prefect_api_url} is ready for workers")
 
 
 def demo(
