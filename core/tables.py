@@ -152,6 +152,10 @@ class Job(SQLModel, table=True):
     dispatch_error: str | None = Field(default=None, sa_column=Column(Text))
     dispatch_next_at: datetime | None = Field(default=None, sa_column=_tz_column())
     dispatched_at: datetime | None = Field(default=None, sa_column=_tz_column())
+    # Times the job went back to the outbox because its flow run crashed (machine lost).
+    recoveries: int = Field(
+        default=0, sa_column=Column(Integer, nullable=False, server_default="0")
+    )
 
 
 class JobStep(SQLModel, table=True):

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from urllib.parse import urlsplit, urlunsplit
 
-__all__ = ["is_public_address", "redact_url"]
+__all__ = ["is_public_address", "redact_url", "redact_urls"]
+
+_URL = re.compile(r"https?://[^\s'\"<>]+")
 
 
 def redact_url(url: str) -> str:
@@ -30,6 +33,15 @@ def redact_url(url: str) -> str:
         if pair
     )
     return urlunsplit((parts.scheme, host, parts.path, query, ""))
+
+
+def redact_urls(text: str) -> str:
+    """``text`` with every http(s) URL in it redacted (error messages that echo parameters).
+
+    >>> redact_urls("GET https://cdn.example/a.jpg?sig=s3cr3t failed")
+    'GET https://cdn.example/a.jpg?sig=*** failed'
+    """
+    return _URL.sub(lambda match: redact_url(match.group(0)), text)
 
 
 def is_public_address(address: str) -> bool:

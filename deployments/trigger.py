@@ -3,7 +3,8 @@
 Used by the webhook's dispatcher and by the dashboard's re-run button. Idempotency keys are
 permanent in Prefect: the first run of a job uses the job id, so a repeated dispatch can never
 start a second run; a deliberate re-run uses a key derived from the job's current state, so a
-double click starts one run, and a later re-run (after that one finished) starts another.
+double click starts one run, and a later re-run (after that one finished) starts another. A job
+queued again after its run crashed gets one new key per recovery.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from deployments import PROCESS_IMAGE_DEPLOYMENT
 if TYPE_CHECKING:
     from prefect.client.orchestration import PrefectClient
 
-__all__ = ["JobRef", "rerun_key", "trigger_job", "trigger_job_sync"]
+__all__ = ["JobRef", "dispatch_key", "rerun_key", "trigger_job", "trigger_job_sync"]
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,7 @@ class JobRef:
     theme: str
     source_url: str
     finished_at: datetime | None = None
+    recoveries: int = 0
 
     def parameters(self, *, force: bool = False) -> dict[str, object]:
         """The flow parameters (readable in the Prefect UI; the flow loads the job by id)."""
@@ -44,6 +46,11 @@ class JobRef:
         if force:
             params["force"] = True
         return params
+
+
+def dispatch_key(job: JobRef) -> str:
+    """Idempotency key of the webhook's run of ``job``: the job id, then one per crash recovery."""
+    return str(job.id) if job.recoveries == 0 else f"{job.id}:recover:{job.recoveries}"
 
 
 def rerun_key(job: JobRef) -> str:
@@ -67,7 +74,7 @@ async def trigger_job(
         deployment,
         client=client,
         parameters=job.parameters(force=force),
-        idempotency_key=rerun_key(job) if rerun else str(job.id),
+        idempotency_key=rerun_key(job) if rerun else dispatch_key(job),
         timeout=0,
         as_subflow=False,
         tags=["packshot", f"sku:{job.sku}", f"theme:{job.theme}"],

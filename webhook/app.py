@@ -61,14 +61,26 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         secret=secret,
     )
     stop = asyncio.Event()
+    recovery: asyncio.Task[None] | None = None
     if settings.dispatcher_enabled:
         from webhook.dispatcher import Dispatcher
+        from webhook.recovery import run_recovery
 
         ctx.dispatcher = Dispatcher(settings, db=ctx.db)
         ctx.dispatcher_task = asyncio.create_task(
             ctx.dispatcher.run(stop), name="packshot-dispatcher"
         )
         await asyncio.sleep(0)  # its synchronous set-up runs now, before requests are served
+        recovery = asyncio.create_task(
+            run_recovery(
+                settings,
+                stop,
+                db=ctx.db,
+                api_url=ctx.dispatcher.api_url,
+                on_requeue=ctx.dispatcher.notify,
+            ),
+            name="packshot-recovery",
+        )
     app.state.ctx = ctx
     log.info(
         "webhook.started",
@@ -81,6 +93,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     finally:
         if ctx.dispatcher_task is not None:
             await _stop(ctx.dispatcher_task, stop)
+        if recovery is not None:
+            await _stop(recovery, stop)
         ctx.db.close()
 
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import re
 import time
 import uuid
 from dataclasses import dataclass
@@ -36,7 +35,7 @@ from core import jobs
 from core.db import get_engine, upgrade_schema
 from core.settings import Settings
 from core.tables import utcnow
-from core.urls import redact_url
+from core.urls import redact_urls
 from deployments import PROCESS_IMAGE_DEPLOYMENT
 from deployments.trigger import JobRef, trigger_job
 from webhook.deps import DbRunner
@@ -59,7 +58,6 @@ log = get_logger("packshot.webhook.dispatcher")
 # One run creation; the idempotency key makes a timed-out call safe to repeat.
 _CALL_TIMEOUT_S = 30.0
 _BACKOFF_BASE_S = 0.5
-_URL = re.compile(r"https?://[^\s'\"<>]+")
 _JOB_BACKOFF_MAX_S = 600.0
 
 
@@ -69,14 +67,6 @@ def _preload_prefect() -> None:
     import prefect.deployments.flow_runs
     import prefect.exceptions
     import prefect.settings  # noqa: F401
-
-
-def _redact(text: str) -> str:
-    """``text`` with every URL's credentials and query values hidden.
-
-    Prefect may echo the flow parameters in an error, and an image URL's query can carry a token.
-    """
-    return _URL.sub(lambda match: redact_url(match.group(0)), text)
 
 
 def prefect_api_url(settings: Settings) -> str:
@@ -144,7 +134,12 @@ def _claim(url: str) -> tuple[Session, JobRef, int] | None:
         session.close()
         return None
     ref = JobRef(
-        id=job.id, sku=job.sku, sha256=job.sha256, theme=job.theme, source_url=job.source_url
+        id=job.id,
+        sku=job.sku,
+        sha256=job.sha256,
+        theme=job.theme,
+        source_url=job.source_url,
+        recoveries=job.recoveries,
     )
     return session, ref, job.dispatch_attempts
 
@@ -287,7 +282,7 @@ class Dispatcher:
         self, session: Session, ref: JobRef, attempts: int, exc: Exception, started: float
     ) -> DispatchResult:
         transient = is_transient(exc)
-        error = _redact(f"{type(exc).__name__}: {exc}")[:500]
+        error = redact_urls(f"{type(exc).__name__}: {exc}")[:500]
         retry_at = None
         if not transient:
             delay = backoff_delay(attempts + 1, cap=_JOB_BACKOFF_MAX_S, rng=self._rng)
@@ -339,7 +334,7 @@ class Dispatcher:
                     result = await self.run_once()
                 except Exception as exc:  # noqa: BLE001  (database down: retry, never die)
                     result = None
-                    status.last_error = _redact(f"database: {type(exc).__name__}: {exc}")[:500]
+                    status.last_error = redact_urls(f"database: {type(exc).__name__}: {exc}")[:500]
                     status.consecutive_failures += 1
                     log.warning("dispatch.db_error", error=status.last_error)
                     await self._back_off(stop)

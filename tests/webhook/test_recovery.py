@@ -1,0 +1,168 @@
+"""Crash recovery against Prefect's test server: crashed runs are run again, then failed.
+
+The deployment has no worker, so runs stay Scheduled until a test forces their state, as the
+zombie automation (Crashed) or a dying flow process (Failed) would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+from sqlmodel import Session, select
+
+from core import jobs
+from core.db import get_engine, session_scope, upgrade_schema
+from core.schemas import ImageJobSpec
+from core.settings import Settings
+from core.tables import Job, JobStatus, JobStep, Step, StepState
+from tests.helpers.postgres import temporary_database
+from tests.webhook.conftest import flow_runs_by_key, make_settings, sha
+from webhook.deps import DbRunner
+from webhook.dispatcher import Dispatcher
+from webhook.recovery import Recovery, RecoveryRound
+
+pytestmark = pytest.mark.xdist_group("prefect")
+
+
+def _settings(prefect_server: str, db_url: str, **overrides: object) -> Settings:
+    return make_settings(
+        prefect_api_url=prefect_server, database_url=db_url, crash_reruns=2, **overrides
+    )
+
+
+def _enqueue(settings: Settings, n: int) -> uuid.UUID:
+    spec = ImageJobSpec(sku=f"CRASH-{n}", image_url="https://x.example/a.jpg", sha256=sha(n))
+    with session_scope(settings.database_url) as session:
+        job_id, _, _ = jobs.enqueue_job(session, spec=spec)
+    return job_id
+
+
+def _job(settings: Settings, job_id: uuid.UUID) -> Job:
+    with Session(get_engine(settings.database_url), expire_on_commit=False) as session:
+        job = session.get(Job, job_id)
+        assert job is not None
+        return job
+
+
+async def _dispatch(settings: Settings) -> None:
+    async with Dispatcher(settings) as dispatcher:
+        while await dispatcher.run_once() is not None:
+            pass
+
+
+async def _force(run_id: str, state: str, message: str) -> None:
+    from prefect import get_client
+    from prefect.states import Crashed, Failed, Running
+
+    make = {"crashed": Crashed, "failed": Failed, "running": Running}[state]
+    async with get_client() as client:
+        await client.set_flow_run_state(uuid.UUID(run_id), make(message=message), force=True)
+
+
+async def _recover(settings: Settings) -> RecoveryRound:
+    from prefect import get_client
+
+    db = DbRunner(settings.database_url)
+    try:
+        async with get_client() as client:
+            return await Recovery(settings, db=db, client=client).run_once()
+    finally:
+        db.close()
+
+
+def _start_step(settings: Settings, job_id: uuid.UUID, step: Step) -> None:
+    with session_scope(settings.database_url) as session:
+        jobs.start_job(session, job_id=job_id)
+        jobs.step_started(session, job_id=job_id, step=step)
+
+
+def test_a_crashed_run_is_run_again_then_the_job_fails_with_the_reason(
+    prefect_server: str, deployment_id: uuid.UUID, db_url: str
+) -> None:
+    settings = _settings(prefect_server, db_url)
+    job_id = _enqueue(settings, 400)
+    asyncio.run(_dispatch(settings))
+    runs = [_job(settings, job_id).flow_run_id]
+    for attempt in range(1, 3):
+        _start_step(settings, job_id, Step.COMPOSITE)
+        asyncio.run(_force(str(runs[-1]), "crashed", "no heartbeat"))
+        assert asyncio.run(_recover(settings)).requeued == [job_id]
+        job = _job(settings, job_id)
+        assert job.dispatch_pending and job.recoveries == attempt
+        assert "crashed: no heartbeat" in (job.dispatch_error or "")
+        asyncio.run(_dispatch(settings))
+        runs.append(_job(settings, job_id).flow_run_id)
+    keys = {str(job_id), f"{job_id}:recover:1", f"{job_id}:recover:2"}
+    by_key = flow_runs_by_key(deployment_id, keys)
+    assert [len(by_key[k]) for k in sorted(keys)] == [1, 1, 1]  # one new run per recovery
+    assert len(set(runs)) == 3
+
+    _start_step(settings, job_id, Step.DERIVATIVES)
+    asyncio.run(_force(str(runs[-1]), "crashed", "no heartbeat"))
+    result = asyncio.run(_recover(settings))
+    assert result.failed == [job_id] and not result.requeued
+    job = _job(settings, job_id)
+    assert job.status == JobStatus.FAILED and job.error_type == "Crashed"
+    assert job.error_step == Step.COMPOSITE.value  # the earliest step left running
+    assert "crashed 3 times" in (job.error or "") and not job.dispatch_pending
+    with Session(get_engine(settings.database_url)) as session:
+        states = {row.step: row.state for row in session.exec(select(JobStep)).all()}
+    assert states == {
+        Step.COMPOSITE.value: StepState.FAILED,
+        Step.DERIVATIVES.value: StepState.FAILED,
+    }
+    assert asyncio.run(_recover(settings)) == RecoveryRound()  # nothing left to do
+
+
+def test_runs_still_going_and_finished_jobs_are_left_alone(
+    prefect_server: str, deployment_id: uuid.UUID, db_url: str
+) -> None:
+    settings = _settings(prefect_server, db_url)
+    running, done = _enqueue(settings, 410), _enqueue(settings, 411)
+    asyncio.run(_dispatch(settings))
+    asyncio.run(_force(str(_job(settings, running).flow_run_id), "running", "working"))
+    with session_scope(settings.database_url) as session:
+        jobs.finish_job(session, job_id=done, manifest_key="manifests/x.json")
+    asyncio.run(_force(str(_job(settings, done).flow_run_id), "crashed", "after the end"))
+    assert asyncio.run(_recover(settings)) == RecoveryRound()
+    assert _job(settings, running).status == JobStatus.NEW
+    assert _job(settings, done).status == JobStatus.DONE
+
+
+def test_a_failed_run_that_never_recorded_it_fails_the_job(
+    prefect_server: str, deployment_id: uuid.UUID, db_url: str
+) -> None:
+    settings = _settings(prefect_server, db_url)
+    job_id = _enqueue(settings, 420)
+    asyncio.run(_dispatch(settings))
+    message = "Validation of flow parameters failed; see https://cdn.example/a.jpg?sig=s3cr3t"
+    asyncio.run(_force(str(_job(settings, job_id).flow_run_id), "failed", message))
+    assert asyncio.run(_recover(settings)).failed == [job_id]
+    job = _job(settings, job_id)
+    assert job.status == JobStatus.FAILED and job.error_type == "FlowRunFailed"
+    assert job.error_step == "flow" and "Validation of flow parameters" in (job.error or "")
+    assert "s3cr3t" not in (job.error or "")
+
+
+def test_two_replicas_requeue_a_crashed_job_once(
+    prefect_server: str, deployment_id: uuid.UUID
+) -> None:
+    """Row locks keep replicas apart (PostgreSQL; one webhook per SQLite database)."""
+    with temporary_database() as url:
+        upgrade_schema(url)
+        _two_replicas(_settings(prefect_server, url))
+
+
+def _two_replicas(settings: Settings) -> None:
+    job_id = _enqueue(settings, 430)
+    asyncio.run(_dispatch(settings))
+    asyncio.run(_force(str(_job(settings, job_id).flow_run_id), "crashed", "lost host"))
+
+    async def both() -> list[RecoveryRound]:
+        return list(await asyncio.gather(_recover(settings), _recover(settings)))
+
+    rounds = asyncio.run(both())
+    assert sum(len(r.requeued) for r in rounds) == 1
+    assert _job(settings, job_id).recoveries == 1
