@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import fcntl
+import logging
+import sqlite3
+import sys
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 from alembic import command
 from alembic.config import Config
@@ -14,12 +19,24 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlmodel import Session, create_engine
 
 from core.errors import ConfigurationError
+from core.settings import get_settings
 
-__all__ = ["get_engine", "reset_engines", "session_scope", "upgrade_schema"]
+__all__ = [
+    "get_engine",
+    "is_transient_db_error",
+    "reset_engines",
+    "retrying",
+    "session_scope",
+    "upgrade_schema",
+]
+
+T = TypeVar("T")
+log = logging.getLogger("packshot.db")
 
 _MIGRATIONS = Path(__file__).with_name("migrations")
 _engines: dict[str, Engine] = {}
@@ -27,6 +44,14 @@ _upgraded: set[str] = set()
 _lock = threading.Lock()
 # Any constant works: it only has to be the same in every process that migrates.
 _PG_ADVISORY_KEY = 0x5041434B
+# A server that does not answer at all (host gone, packets dropped) must not hold a retry
+# loop past its deadline: libpq waits forever by default.
+_PG_CONNECT_TIMEOUT_S = 10
+_RETRY_FIRST_S = 0.5
+_RETRY_MAX_S = 5.0
+# SQLite primary result codes of a busy, locked or briefly unreadable file. Its other
+# OperationalErrors ("no such table", syntax errors) are mistakes that retrying cannot fix.
+_SQLITE_TRANSIENT = {5, 6, 10, 14, 15}  # BUSY, LOCKED, IOERR, CANTOPEN, PROTOCOL
 
 
 def _sqlite_pragmas(dbapi_connection: object, _record: ConnectionPoolEntry) -> None:
@@ -49,7 +74,14 @@ def _new_engine(url: str) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     if parsed.get_backend_name() == "postgresql":
-        return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+        # pre_ping: a connection the server terminated (restart, failover) is replaced at
+        # checkout instead of failing the first statement of the next transaction.
+        connect_args = (
+            {} if "connect_timeout" in parsed.query else {"connect_timeout": _PG_CONNECT_TIMEOUT_S}
+        )
+        return create_engine(
+            url, pool_pre_ping=True, pool_size=5, max_overflow=5, connect_args=connect_args
+        )
     raise ConfigurationError(
         f"unsupported database {parsed.get_backend_name()!r}: use sqlite:/// or postgresql+psycopg://"
     )
@@ -83,6 +115,71 @@ def session_scope(url: str) -> Iterator[Session]:
         except BaseException:
             session.rollback()
             raise
+
+
+def is_transient_db_error(exc: BaseException) -> bool:
+    """True when ``exc`` says the database was out of reach, not that the statement was wrong.
+
+    Transient: a connection lost, refused or terminated by the server (a PostgreSQL restart
+    sends SQLSTATE 57P01 to every session), that is SQLAlchemy's ``OperationalError``,
+    ``InterfaceError`` and ``DisconnectionError``, any ``DBAPIError`` that invalidated its
+    connection, and psycopg's ``OperationalError`` raised outside SQLAlchemy. On SQLite only a
+    busy, locked or unreadable file counts. Integrity and programming errors never do: the
+    same statement would fail again.
+    """
+    if isinstance(exc, DisconnectionError):
+        return True
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        if not isinstance(exc, OperationalError | InterfaceError):
+            return False
+        if isinstance(exc.orig, sqlite3.Error):
+            return (exc.orig.sqlite_errorcode & 0xFF) in _SQLITE_TRANSIENT
+        return True
+    psycopg = sys.modules.get("psycopg")  # loaded only when a PostgreSQL URL is in use
+    return psycopg is not None and isinstance(exc, psycopg.OperationalError)
+
+
+def _reason(exc: BaseException) -> str:
+    """The driver's own first line: never SQLAlchemy's statement and parameters, nor the URL."""
+    cause = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+    lines = str(cause).strip().splitlines()
+    return f"{type(cause).__name__}: {lines[0] if lines else ''}"[:200]
+
+
+def retrying(work: Callable[[], T], *, what: str, patience_s: float | None = None) -> T:
+    """``work()``, called again while it fails with a transient database error.
+
+    Waits 0.5 s, then twice as long each time up to 5 s, and re-raises the last error once
+    ``patience_s`` (default: the ``db_retry_s`` setting) have passed; any other error is raised
+    at once. ``work`` must open its own session, so that every attempt is one whole
+    transaction. It gets a fresh connection: SQLAlchemy invalidates a connection the server
+    terminated, and the PostgreSQL pool pings each connection at checkout. Every retry logs a
+    WARNING on ``packshot.db`` naming ``what`` and the driver's message (never the URL).
+    """
+    patience = get_settings().db_retry_s if patience_s is None else patience_s
+    deadline = time.monotonic() + patience
+    delay = _RETRY_FIRST_S
+    attempt = 1
+    while True:
+        try:
+            return work()
+        except Exception as exc:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not is_transient_db_error(exc):
+                raise
+            pause = min(delay, remaining)
+            log.warning(
+                "database unavailable during %s (%s); retry %d in %.1f s",
+                what,
+                _reason(exc),
+                attempt,
+                pause,
+            )
+        time.sleep(pause)
+        delay = min(delay * 2, _RETRY_MAX_S)
+        attempt += 1
 
 
 def _head_revision() -> str | None:
