@@ -3,7 +3,9 @@
 Each step body runs inside ``tracked(...)``, which records RUNNING with the attempt number,
 then COMPLETED/SKIPPED with duration, cost and provider, or RETRYING/FAILED with the error.
 Writing from the body (rather than only from Prefect state hooks) keeps the rows right when a
-step is called directly with ``.fn()`` and when the hook process is gone.
+step is called directly with ``.fn()`` and when the hook process is gone. Each write is retried
+on its own while the database is unreachable (``_runtime.run_in_db``): a restart after a
+successful body delays the COMPLETED row, it never runs the body again.
 """
 
 from __future__ import annotations
@@ -13,12 +15,15 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
+
+from sqlmodel import Session
 
 from core import jobs
 from core.errors import is_retryable_error
 from core.jobs import AssetRecord
 from core.tables import JobStatus, Step
-from tasks._runtime import db
+from tasks._runtime import run_in_db
 
 __all__ = ["StepRecord", "advance", "error_text", "tracked"]
 
@@ -55,32 +60,36 @@ def tracked(job_id: str, step: Step, variant: int = 0) -> Iterator[StepRecord]:
     """Record one attempt of ``step`` for ``job_id`` around the step body."""
     job = uuid.UUID(job_id)
     attempt, retries = _attempt()
-    with db() as session:
-        jobs.step_started(session, job_id=job, step=step, variant=variant, attempt=attempt)
+    started_row = partial(
+        jobs.step_started, job_id=job, step=step, variant=variant, attempt=attempt
+    )
+    run_in_db(started_row, what=f"{step} started")
     record = StepRecord()
     started = time.perf_counter()
     try:
         yield record
     except BaseException as exc:
         final = not is_retryable_error(exc) or attempt > retries
-        with db() as session:
-            jobs.step_failed(
-                session,
-                job_id=job,
-                step=step,
-                variant=variant,
-                attempt=attempt,
-                error=error_text(exc),
-                final=final,
-                duration_ms=(time.perf_counter() - started) * 1000,
-                cost_usd=record.cost_usd,  # paid calls made before the failure
-            )
+        failed_row = partial(
+            jobs.step_failed,
+            job_id=job,
+            step=step,
+            variant=variant,
+            attempt=attempt,
+            error=error_text(exc),
+            final=final,
+            duration_ms=(time.perf_counter() - started) * 1000,
+            cost_usd=record.cost_usd,  # paid calls made before the failure
+        )
+        run_in_db(failed_row, what=f"{step} failed")
         raise
     _finish(job, step, variant, record, (time.perf_counter() - started) * 1000)
 
 
 def _finish(job: uuid.UUID, step: Step, variant: int, record: StepRecord, ms: float) -> None:
-    with db() as session:
+    """Record the finished attempt: its assets, its row and the job's progress, in one commit."""
+
+    def write(session: Session) -> None:
         if record.assets:
             jobs.record_assets(session, job_id=job, assets=record.assets)
         jobs.step_finished(
@@ -97,8 +106,10 @@ def _finish(job: uuid.UUID, step: Step, variant: int, record: StepRecord, ms: fl
         if record.advance_to is not None:
             jobs.advance_status(session, job_id=job, status=record.advance_to)
 
+    run_in_db(write, what=f"{step} finished")
+
 
 def advance(job_id: str, status: JobStatus) -> None:
     """Move the job forward to ``status`` (used by the flow after a mapped step completes)."""
-    with db() as session:
-        jobs.advance_status(session, job_id=uuid.UUID(job_id), status=status)
+    move = partial(jobs.advance_status, job_id=uuid.UUID(job_id), status=status)
+    run_in_db(move, what=f"advance to {status}")

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
+from typing import TypeVar
 
 from PIL import Image
 from sqlmodel import Session
 
-from core.db import session_scope, upgrade_schema
+from core.db import retrying, session_scope, upgrade_schema
 from core.jobs import AssetRecord
 from core.manifest import Manifest
 from core.settings import Settings, get_settings
@@ -25,11 +26,13 @@ __all__ = [
     "put_image",
     "put_manifest",
     "reset",
+    "run_in_db",
     "settings",
     "store",
     "use_store",
 ]
 
+T = TypeVar("T")
 _schema_lock = threading.Lock()
 
 
@@ -79,6 +82,21 @@ def db() -> Iterator[Session]:
         yield session
 
 
+def run_in_db(work: Callable[[Session], T], *, what: str) -> T:
+    """``work(session)`` in one committed transaction, repeated whole while the DB is down.
+
+    A database restart must not fail the step or lose its work: the transaction is retried
+    (``core.db.retrying``, up to the ``db_retry_s`` setting), the step body is not run again.
+    ``what`` names the work in the retry warnings.
+    """
+
+    def attempt() -> T:
+        with db() as session:
+            return work(session)
+
+    return retrying(attempt, what=what)
+
+
 def decode_from_store(key: str) -> Image.Image:
     """Decode a stored image (already normalised when it was written)."""
     s = settings()
@@ -126,6 +144,18 @@ def put_manifest(key: str, manifest: Manifest) -> AssetRecord:
     )
 
 
+def _recorded(
+    session: Session, key: str
+) -> tuple[int | None, int | None, str | None, str | None] | None:
+    """Width, height, format and digest from an asset row already recorded for ``key``."""
+    from sqlmodel import select
+
+    from core.tables import Asset
+
+    row = session.exec(select(Asset).where(Asset.key == key)).first()
+    return (row.width, row.height, row.format, row.sha256) if row else None
+
+
 def describe_stored(
     key: str,
     kind: AssetKind,
@@ -138,17 +168,12 @@ def describe_stored(
     Dimensions come from an existing asset row for the same key (another theme's job made
     it) and only when there is none from the object's header bytes.
     """
-    from sqlmodel import select
-
-    from core.tables import Asset
     from imaging.codec import probe
 
     head = store().head(key)
     if head is None:
         return None
-    with db() as session:
-        row = session.exec(select(Asset).where(Asset.key == key)).first()
-        known = (row.width, row.height, row.format, row.sha256) if row else None
+    known = run_in_db(lambda session: _recorded(session, key), what="asset lookup")
     if known is None:
         info = probe(store().get(key))
         known = (info.width, info.height, info.format, head.sha256)
