@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 from sqlmodel import Session
 
 from core import jobs
-from core.db import get_engine, upgrade_schema
+from core.db import get_engine, is_transient_db_error, upgrade_schema
 from core.settings import Settings
 from core.tables import utcnow
 from core.urls import redact_urls
@@ -336,9 +336,13 @@ class Dispatcher:
                     result = None
                     status.last_error = redact_urls(f"database: {type(exc).__name__}: {exc}")[:500]
                     status.consecutive_failures += 1
-                    log.warning("dispatch.db_error", error=status.last_error)
+                    transient = is_transient_db_error(exc)  # False: a bug, not an outage
+                    log.warning("dispatch.db_error", transient=transient, error=status.last_error)
                     await self._back_off(stop)
                     continue
+                if (status.last_error or "").startswith("database: "):  # it answers again
+                    log.info("dispatch.db_recovered", after_failures=status.consecutive_failures)
+                    status.consecutive_failures, status.last_error = 0, None
                 if result is None:
                     await self._pause(self.settings.dispatch_poll_s, stop, wake=True)
                 elif result.transient:

@@ -12,12 +12,12 @@ import uuid
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
 from core import jobs
-from core.db import get_engine, session_scope
+from core.db import get_engine, is_transient_db_error, session_scope
 from core.schemas import ImageJobSpec, JobView
 from core.urls import redact_url
 from webhook.deps import ApiError, Context, RawBody
@@ -102,7 +102,9 @@ async def receive_image(request: Request, ctx: Context, body: RawBody) -> JSONRe
     event = _event(body, ctx)
     try:
         job_id, created, status = await ctx.db.run(_store, ctx.db.url, event.to_spec())
-    except OperationalError as exc:
+    except SQLAlchemyError as exc:
+        if not is_transient_db_error(exc):
+            raise
         log.error("delivery.db_unavailable", error=type(exc).__name__, sku=event.sku)
         raise ApiError(503, "unavailable", "database unavailable, deliver again") from None
     if created and ctx.dispatcher is not None:
