@@ -34,3 +34,25 @@ def encoded(image: Image.Image, fmt: str, **options: object) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, fmt, **options)
     return buffer.getvalue()
+
+
+def varied_product(n: int) -> Image.Image:
+    """Product photo number ``n``: its own size, shape, colour and placement (distinct bytes)."""
+    import colorsys
+
+    width, height = 720 + (n * 37) % 400, 720 + (n * 53) % 300
+    image = Image.new("RGB", (width, height), (238 - n % 9, 238 - n % 7, 234))
+    draw = ImageDraw.Draw(image)
+    red, green, blue = colorsys.hsv_to_rgb((n * 0.137) % 1.0, 0.65, 0.55)
+    colour = (int(red * 255), int(green * 255), int(blue * 255))
+    share = 0.25 + (n % 5) * 0.06
+    w, h = width * share, height * (0.55 + (n % 4) * 0.08)
+    left = (width - w) * (0.35 + (n % 3) * 0.15)
+    top = (height - h) / 2
+    if n % 2:
+        draw.ellipse((left, top, left + w, top + h), fill=colour)
+    else:
+        draw.rounded_rectangle((left, top, left + w, top + h), radius=min(w, h) * 0.2, fill=colour)
+    highlight = tuple(min(255, c + 60) for c in colour)
+    draw.ellipse((left + w * 0.2, top + h * 0.1, left + w * 0.4, top + h * 0.45), fill=highlight)
+    return image.filter(ImageFilter.GaussianBlur(1.0))
