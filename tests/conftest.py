@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,7 +33,12 @@ def packshot_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pa
     settings_module._overrides.clear()
     settings_module.get_settings.cache_clear()
     _clear_runtime_caches()
+    packshot_logger = logging.getLogger("packshot")
+    handlers, propagate = list(packshot_logger.handlers), packshot_logger.propagate
     yield home
+    # A CLI test's logging handler writes to the captured stderr it ran with, closed afterwards.
+    packshot_logger.handlers[:] = handlers
+    packshot_logger.propagate = propagate
     settings_module._overrides.clear()
     settings_module.get_settings.cache_clear()
     _clear_runtime_caches()
@@ -64,3 +70,11 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     with temporary_database() as url:
         upgrade_schema(url)
         yield url
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Integration tests first: their groups are the longest, so they must start early.
+
+    ``make test`` runs xdist with ``--no-loadscope-reorder``, which keeps this order.
+    """
+    items.sort(key=lambda item: "/integration/" not in item.nodeid.replace("\\", "/"))

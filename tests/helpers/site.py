@@ -142,6 +142,22 @@ class Site:
 
         return asyncio.run(read())
 
+    def settled_flow_runs(self, job_ids: list[str], timeout: float = 120) -> dict[str, list[Any]]:
+        """``flow_runs`` once every run is in a final state.
+
+        A job is DONE as soon as the flow wrote it; Prefect marks the run Completed a moment
+        later, once the flow has returned and its result is stored.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            runs = self.flow_runs(job_ids)
+            states = [run.state for found in runs.values() for run in found]
+            if all(state is not None and state.is_final() for state in states):
+                return runs
+            if time.monotonic() > deadline:
+                raise AssertionError(f"flow runs not final after {timeout:.0f} s")
+            time.sleep(0.5)
+
     def flow_runs(self, job_ids: list[str]) -> dict[str, list[Any]]:
         """Flow runs in Prefect per job (matched on the ``job_id`` parameter)."""
 

@@ -18,7 +18,18 @@ from deployments.stack import wait_healthy
 from tests.helpers.postgres import start_outage
 from tests.helpers.site import BUCKET, Site, kill_machine
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.xdist_group("production")]
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.slow,
+    pytest.mark.xdist_group("production-faults"),
+]
+
+
+@pytest.fixture
+def site(fault_site: Site) -> Site:
+    """This module's production site."""
+    return fault_site
+
 
 STARTED = {"BG_REMOVED", "BACKGROUND_READY"}
 
@@ -36,7 +47,7 @@ def _assert_done(site: Site, ids: list[str], timeout: float = 300) -> None:
     assert {j.status for j in jobs.values()} == {JobStatus.DONE}, {
         j.sku: j.error for j in jobs.values()
     }
-    runs = site.flow_runs(ids)
+    runs = site.settled_flow_runs(ids)
     assert all(runs[i] for i in ids)
 
 
@@ -57,7 +68,7 @@ def test_a_worker_killed_mid_flow_crashes_its_run_and_a_rerun_skips_finished_ste
     _assert_done(site, [job_id], timeout=240)
     job = site.jobs([job_id])[job_id]
     assert job.recoveries == 1
-    runs = sorted(site.flow_runs([job_id])[job_id], key=lambda r: r.created)
+    runs = sorted(site.settled_flow_runs([job_id])[job_id], key=lambda r: r.created)
     assert [r.state.type.value for r in runs] == ["CRASHED", "COMPLETED"]
     assert runs[1].idempotency_key == f"{job_id}:recover:1"
     after = _steps(site, job_id)
@@ -69,9 +80,7 @@ def test_a_worker_killed_mid_flow_crashes_its_run_and_a_rerun_skips_finished_ste
     assert site.stack.service(killed).alive()
 
 
-def test_webhooks_accepted_while_prefect_is_down_are_dispatched_when_it_returns(
-    site: Site,
-) -> None:
+def test_webhooks_accepted_while_prefect_is_down_are_dispatched_when_it_returns(site: Site) -> None:
     prefect = site.stack.service("prefect")
     prefect.stop()
     try:
@@ -84,7 +93,7 @@ def test_webhooks_accepted_while_prefect_is_down_are_dispatched_when_it_returns(
         prefect.start(site.stack.env)
         wait_healthy(f"{site.stack.api_url}/health", 120, prefect)
     _assert_done(site, ids)
-    assert sorted(len(r) for r in site.flow_runs(ids).values()) == [1, 1, 1]
+    assert sorted(len(r) for r in site.settled_flow_runs(ids).values()) == [1, 1, 1]
     assert {j.dispatch_attempts >= 1 for j in site.jobs(ids).values()} == {True}
 
 
@@ -116,7 +125,7 @@ def test_a_database_restart_mid_run_is_ridden_out(site: Site) -> None:
     records = [o.join(timeout=120) for o in outages]
     assert records[0].terminated > 0  # sessions of the pipeline were cut
     _assert_done(site, ids)
-    runs = site.flow_runs(ids)
+    runs = site.settled_flow_runs(ids)
     assert Counter(len(r) for r in runs.values()) == Counter({1: 2})
     assert {r[0].state.type.value for r in runs.values()} == {"COMPLETED"}
     logs = site.run_logs([str(r[0].id) for r in runs.values()])

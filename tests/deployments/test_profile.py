@@ -1,0 +1,141 @@
+"""The production profile: what it refuses, what it hands to workers, what `packshot up` starts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from pydantic import SecretStr
+from typer.testing import CliRunner
+
+from core.settings import Settings
+from deployments.cli import app
+from deployments.profile import (
+    ResultsLocation,
+    ensure_results_block,
+    problems,
+    results_location,
+    worker_env,
+)
+from deployments.stack import SERVICES, Stack
+from tests.flows.conftest import prefect_server  # noqa: F401
+
+PG = "postgresql+psycopg://packshot:pw@db:5432/packshot"
+PREFECT_PG = "postgresql+asyncpg://prefect:pw@db:5432/prefect"
+
+
+def _production(prefect_database_url: str | None = PREFECT_PG, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "profile": "production",
+        "database_url": PG,
+        "store_url": "s3://shop-media/assets",
+        "webhook_secret": "a-real-shared-secret",
+    }
+    values.update(overrides)
+    # Read from Prefect's own variable (an alias), so it is set the way the environment would.
+    server_db = SecretStr(prefect_database_url) if prefect_database_url else None
+    return Settings(**values).model_copy(update={"prefect_database_url": server_db})
+
+
+def test_the_embedded_profile_requires_nothing() -> None:
+    assert problems(Settings(), SERVICES) == []
+    assert worker_env(Settings()) == {}
+
+
+def test_a_complete_production_profile_passes() -> None:
+    assert problems(_production(), SERVICES) == []
+
+
+def test_production_refuses_local_state_naming_each_variable() -> None:
+    found = problems(
+        _production(database_url="sqlite:///x.db", store_url="file:///tmp/store"), SERVICES
+    )
+    assert len(found) == 2
+    assert found[0].startswith("PACKSHOT_DATABASE_URL must name PostgreSQL")
+    assert found[1].startswith("PACKSHOT_STORE_URL must be s3://")
+
+
+def test_the_prefect_server_needs_postgresql_unless_it_runs_elsewhere() -> None:
+    sqlite_server = _production(prefect_database_url="sqlite+aiosqlite:///prefect.db")
+    assert any(
+        "PREFECT_API_DATABASE_CONNECTION_URL" in p for p in problems(sqlite_server, SERVICES)
+    )
+    assert problems(_production(prefect_database_url=None), ["worker", "webhook"]) == []
+    remote = _production(prefect_database_url=None)
+    remote = remote.model_copy(update={"prefect_api_url": "http://prefect:4200/api"})
+    assert problems(remote, SERVICES) == []
+
+
+def test_production_webhooks_must_be_signed() -> None:
+    found = problems(_production(webhook_secret=None), ["webhook"])
+    assert found == ["PACKSHOT_WEBHOOK_SECRET must be set: production refuses unsigned deliveries"]
+
+
+def test_the_zombie_window_must_exceed_the_heartbeat(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", "120")
+    assert problems(_production(zombie_after_s=300), SERVICES) == []
+    found = problems(_production(zombie_after_s=100), SERVICES)
+    assert len(found) == 1 and "PACKSHOT_ZOMBIE_AFTER_S (100)" in found[0]
+
+
+def test_results_go_to_the_store_bucket_or_where_configured() -> None:
+    assert results_location(_production()) == ResultsLocation("shop-media", "prefect-results")
+    explicit = _production(results_url="s3://results-bucket/team/prefect/")
+    assert results_location(explicit) == ResultsLocation("results-bucket", "team/prefect")
+    assert results_location(Settings()) is None
+    assert problems(_production(results_url="file:///tmp/r"), SERVICES) == [
+        "PACKSHOT_RESULTS_URL must look like s3://bucket/prefix"
+    ]
+    assert worker_env(_production()) == {
+        "PREFECT_RESULTS_DEFAULT_STORAGE_BLOCK": "s3-bucket/packshot-results",
+        "PREFECT_RESULTS_PERSIST_BY_DEFAULT": "true",
+    }
+
+
+def test_a_worker_machine_runs_n_workers_and_no_bring_up() -> None:
+    settings = _production(worker_limit=3).model_copy(
+        update={"prefect_api_url": "http://prefect:4200/api"}
+    )
+    stack = Stack(settings, services=["worker"], workers=3)
+    assert [s.name for s in stack.services] == ["worker-1", "worker-2", "worker-3"]
+    assert not stack.own_server and not stack.bootstrap
+    argv = stack.services[0].argv
+    assert argv[argv.index("--limit") + 1] == "3" and argv[argv.index("--pool") + 1] == "local"
+    assert stack.services[0].env["PREFECT_RESULTS_DEFAULT_STORAGE_BLOCK"].startswith("s3-bucket/")
+    assert stack.env["PREFECT_API_URL"] == "http://prefect:4200/api"
+
+
+def test_only_the_prefect_server_sees_its_database_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PREFECT_API_DATABASE_CONNECTION_URL", PREFECT_PG)
+    stack = Stack(_production(), services=["prefect", "worker"])
+    assert [s.name for s in stack.services] == ["prefect", "worker"]
+    assert stack.services[0].env["PREFECT_API_DATABASE_CONNECTION_URL"] == PREFECT_PG
+    assert "PREFECT_API_DATABASE_CONNECTION_URL" not in stack.env
+    assert "PREFECT_API_DATABASE_CONNECTION_URL" not in stack.services[1].env
+    with pytest.raises(ValueError, match="unknown services"):
+        Stack(_production(), services=["prefect", "ftp"])
+
+
+def test_packshot_up_refuses_an_incomplete_production_profile() -> None:
+    result = CliRunner().invoke(app, ["up", "--profile", "production"])
+    assert result.exit_code == 2
+    assert "PACKSHOT_DATABASE_URL must name PostgreSQL" in result.output
+    assert "PACKSHOT_STORE_URL must be s3://" in result.output
+    bad = CliRunner().invoke(app, ["up", "--services", "prefect,ftp"])
+    assert bad.exit_code == 2 and "choose from prefect, worker, webhook, dashboard" in bad.output
+
+
+@pytest.mark.xdist_group("prefect")
+def test_bring_up_stores_a_keyless_results_block(prefect_server: str) -> None:  # noqa: F811
+    from prefect_aws import S3Bucket
+
+    settings = _production(s3_endpoint_url="http://minio.internal:9000", s3_region="eu-west-1")
+    assert ensure_results_block(settings)
+    assert ensure_results_block(settings)  # idempotent
+    block = S3Bucket.load("packshot-results", _sync=True)  # type: ignore[call-arg]
+    assert (block.bucket_name, block.bucket_folder) == ("shop-media", "prefect-results")
+    credentials = block.credentials
+    assert credentials.aws_client_parameters.endpoint_url == "http://minio.internal:9000"
+    assert credentials.region_name == "eu-west-1"
+    assert credentials.aws_access_key_id is None  # each machine's own AWS chain
+    assert not ensure_results_block(Settings())
