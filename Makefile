@@ -27,7 +27,7 @@ test: setup browser
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
-	$(VENV)/bin/pytest -n 2 --dist loadgroup --no-loadscope-reorder
+	$(VENV)/bin/pytest -n 2 --dist loadfile --no-loadscope-reorder
 
 # The dashboard's end-to-end test drives Debian's chromium through Playwright (never
 # `playwright install`). Installed when missing: as root (CI) a failure stops the build;

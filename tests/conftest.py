@@ -73,8 +73,9 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Integration tests first: their groups are the longest, so they must start early.
+    """Integration tests first: their files are the longest, so they must start early.
 
-    ``make test`` runs xdist with ``--no-loadscope-reorder``, which keeps this order.
+    ``make test`` hands out whole files (``--dist loadfile``, so each integration file keeps
+    its own site in one process) in this order (``--no-loadscope-reorder``).
     """
     items.sort(key=lambda item: "/integration/" not in item.nodeid.replace("\\", "/"))

@@ -1,7 +1,7 @@
 """The production sites of the integration tests, each started once per session.
 
 Two sites, so the CPU-bound scale test and the mostly waiting fault tests (heartbeats, restarts)
-run side by side on the two xdist workers (``make test`` schedules these groups first). Both are
+run side by side on the two xdist workers (``make test`` hands out whole files, these first). Both are
 skipped, with the reason shown, when PostgreSQL is not reachable.
 """
 

@@ -18,11 +18,7 @@ from deployments.stack import wait_healthy
 from tests.helpers.postgres import start_outage
 from tests.helpers.site import BUCKET, Site, kill_machine
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.slow,
-    pytest.mark.xdist_group("production-faults"),
-]
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 @pytest.fixture

@@ -17,11 +17,7 @@ from core.db import get_engine
 from core.tables import Asset, JobStatus, JobStep
 from tests.helpers.site import BUCKET, Site
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.slow,
-    pytest.mark.xdist_group("production-scale"),
-]
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 @pytest.fixture
