@@ -79,3 +79,44 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     its own site in one process) in this order (``--no-loadscope-reorder``).
     """
     items.sort(key=lambda item: "/integration/" not in item.nodeid.replace("\\", "/"))
+
+
+@pytest.fixture
+def db_warnings() -> Iterator[list[logging.LogRecord]]:
+    """WARNING records of ``packshot.db`` (a handler of its own: the logger may not propagate)."""
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = records.append  # type: ignore[method-assign]
+    logger = logging.getLogger("packshot.db")
+    logger.addHandler(handler)
+    try:
+        yield records
+    finally:
+        logger.removeHandler(handler)
+
+
+@pytest.fixture(scope="session")
+def prefect_server() -> Iterator[str]:
+    """Start Prefect's test harness once; its API URL is exported for the CLI's own lookup."""
+    from prefect.settings import (
+        PREFECT_API_URL,
+        PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
+        temporary_settings,
+    )
+    from prefect.testing.utilities import prefect_test_harness
+
+    # Heartbeats add about a second to every sync flow run and can only be switched off in code.
+    with (
+        temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}),
+        prefect_test_harness(server_startup_timeout=90),
+    ):
+        url = PREFECT_API_URL.value()
+        previous = os.environ.get("PREFECT_API_URL")
+        os.environ["PREFECT_API_URL"] = url
+        try:
+            yield url
+        finally:
+            if previous is None:
+                os.environ.pop("PREFECT_API_URL", None)
+            else:
+                os.environ["PREFECT_API_URL"] = previous

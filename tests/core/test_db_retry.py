@@ -30,20 +30,6 @@ def pg_url() -> Iterator[str]:
         yield url
 
 
-@pytest.fixture
-def db_warnings() -> Iterator[list[logging.LogRecord]]:
-    """WARNING records of ``packshot.db`` (a handler of its own: the logger may not propagate)."""
-    records: list[logging.LogRecord] = []
-    handler = logging.Handler(logging.WARNING)
-    handler.emit = records.append  # type: ignore[method-assign]
-    logger = logging.getLogger("packshot.db")
-    logger.addHandler(handler)
-    try:
-        yield records
-    finally:
-        logger.removeHandler(handler)
-
-
 def _caught(work: object) -> BaseException:
     try:
         work()  # type: ignore[operator]

@@ -18,7 +18,6 @@ from deployments.profile import (
     worker_env,
 )
 from deployments.stack import SERVICES, Stack
-from tests.flows.conftest import prefect_server  # noqa: F401
 
 PG = "postgresql+psycopg://packshot:pw@db:5432/packshot"
 PREFECT_PG = "postgresql+asyncpg://prefect:pw@db:5432/prefect"
@@ -126,7 +125,7 @@ def test_packshot_up_refuses_an_incomplete_production_profile() -> None:
 
 
 @pytest.mark.xdist_group("prefect")
-def test_bring_up_stores_a_keyless_results_block(prefect_server: str) -> None:  # noqa: F811
+def test_bring_up_stores_a_keyless_results_block(prefect_server: str) -> None:
     from prefect_aws import S3Bucket
 
     settings = _production(s3_endpoint_url="http://minio.internal:9000", s3_region="eu-west-1")

@@ -37,19 +37,6 @@ def pg_jobs(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
         yield url
 
 
-@pytest.fixture
-def db_warnings() -> Iterator[list[logging.LogRecord]]:
-    records: list[logging.LogRecord] = []
-    handler = logging.Handler(logging.WARNING)
-    handler.emit = records.append  # type: ignore[method-assign]
-    logger = logging.getLogger("packshot.db")
-    logger.addHandler(handler)
-    try:
-        yield records
-    finally:
-        logger.removeHandler(handler)
-
-
 def test_a_database_restart_mid_run_ends_done_with_every_asset(
     pg_jobs: str, packshot_env: Path, db_warnings: list[logging.LogRecord]
 ) -> None:

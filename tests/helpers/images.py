@@ -40,7 +40,7 @@ def varied_product(n: int) -> Image.Image:
     """Product photo number ``n``: its own size, shape, colour and placement (distinct bytes)."""
     import colorsys
 
-    width, height = 720 + (n * 37) % 400, 720 + (n * 53) % 300
+    width, height = 600 + (n * 37) % 320, 600 + (n * 53) % 240
     image = Image.new("RGB", (width, height), (238 - n % 9, 238 - n % 7, 234))
     draw = ImageDraw.Draw(image)
     red, green, blue = colorsys.hsv_to_rgb((n * 0.137) % 1.0, 0.65, 0.55)

@@ -27,7 +27,7 @@ def site(fault_site: Site) -> Site:
     return fault_site
 
 
-STARTED = {"BG_REMOVED", "BACKGROUND_READY"}
+STARTED = {"BG_REMOVED", "BACKGROUND_READY", "COMPOSITED"}  # mid-flow
 
 
 def _steps(site: Site, job_id: str) -> dict[tuple[str, int], JobStep]:

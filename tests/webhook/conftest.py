@@ -23,7 +23,6 @@ import uvicorn
 from fastapi import FastAPI
 
 from core.settings import Settings
-from tests.flows.conftest import prefect_server  # noqa: F401
 from webhook.app import create_app
 from webhook.security import sign
 
@@ -187,7 +186,7 @@ class TcpProxy:
 
 
 @pytest.fixture(scope="session")
-def deployment_id(prefect_server: str) -> uuid.UUID:  # noqa: F811
+def deployment_id(prefect_server: str) -> uuid.UUID:
     """``process-image/default`` on the test server, no work pool: runs stay Scheduled."""
 
     async def create() -> uuid.UUID:
