@@ -8,8 +8,9 @@ photo warms it up, then a burst of signed webhooks is posted and timed until eve
 Printed per configuration:
 
     images/min      burst size / (last job finished − first webhook sent)
-    overhead s      per image, median: flow-run wall time (Prefect start → end) minus the sum
-                    of the step times recorded in job_step (mapped steps summed)
+    overhead s      per image, median: flow-run wall time (Running → Completed) minus the time
+                    in which some step ran (job_step intervals; mapped steps overlap, so their
+                    union, not their sum: a sum would exceed the wall time)
     start s         per image, median: flow run Pending → Running (a fresh process per run)
     peak RSS MB     per worker: the largest sum over the worker and its flow-run processes,
                     sampled every 0.2 s; and the largest single flow-run process
@@ -32,11 +33,14 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from tests.helpers.site import Site, production_site  # noqa: E402
 
 _TICK = os.sysconf("SC_CLK_TCK")
 _PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
@@ -131,12 +135,18 @@ class Sampler:
             self.cpu[name] = self.cpu.get(name, 0.0) + cpu - self._start.get(pid, 0.0)
 
 
-def _run_config(profile: str, workers: int, images: int, offset: int) -> dict[str, object]:
-    from tests.helpers.site import production_site
+def _run_config(
+    profile: str, workers: int, images: int, offset: int, limit: int
+) -> dict[str, object]:
 
     with (
         tempfile.TemporaryDirectory(prefix="packshot-throughput-") as tmp,
-        production_site(Path(tmp), workers=workers, embedded=profile == "embedded") as site,
+        production_site(
+            Path(tmp),
+            workers=workers,
+            embedded=profile == "embedded",
+            env={"PACKSHOT_WORKER_LIMIT": str(limit)},
+        ) as site,
     ):
         warm = site.deliver(f"WARM-{offset}", offset).json()["jobId"]
         site.wait_until_ended([warm], timeout=300)
@@ -162,28 +172,61 @@ def _run_config(profile: str, workers: int, images: int, offset: int) -> dict[st
         }
 
 
-def _per_image(site: object, ids: list[str]) -> tuple[float, float]:
-    """Median (flow wall − Σ step ms, Pending → Running) in seconds over ``ids``."""
+def _union_s(intervals: list[tuple[float, float]]) -> float:
+    """Seconds covered by at least one interval (mapped steps overlap)."""
+    total, reach = 0.0, float("-inf")
+    for begin, end in sorted(intervals):
+        if end > reach:
+            total += end - max(begin, reach)
+            reach = end
+    return total
+
+
+def _pending_to_running(api_url: str, run_ids: list[str]) -> list[float]:
+    """Per run: seconds from Pending (a worker took it) to Running (its process started)."""
+    import asyncio
+    import uuid
+
+    async def read() -> list[float]:
+        from prefect.client.orchestration import PrefectClient
+
+        found = []
+        async with PrefectClient(api_url) as client:
+            for run_id in run_ids:
+                states = await client.read_flow_run_states(uuid.UUID(run_id))
+                times = {s.type.value: s.timestamp for s in states}
+                if "PENDING" in times and "RUNNING" in times:
+                    found.append((times["RUNNING"] - times["PENDING"]).total_seconds())
+        return found
+
+    return asyncio.run(read())
+
+
+def _per_image(site: Site, ids: list[str]) -> tuple[float, float]:
+    """Medians over ``ids``: (flow-run wall − time some step ran, Pending → Running), seconds."""
     from sqlmodel import Session, col, select
 
     from core.db import get_engine
     from core.tables import JobStep
 
-    runs = site.flow_runs(ids)  # type: ignore[attr-defined]
-    with Session(get_engine(site.settings.database_url)) as session:  # type: ignore[attr-defined]
-        steps = session.exec(select(JobStep).where(col(JobStep.job_id).in_(ids))).all()
-    compute: dict[str, float] = {}
-    for row in steps:
-        compute[str(row.job_id)] = compute.get(str(row.job_id), 0.0) + (row.duration_ms or 0) / 1000
-    overheads, starts = [], []
+    runs = site.settled_flow_runs(ids)
+    with Session(get_engine(site.settings.database_url)) as session:
+        rows = session.exec(
+            select(JobStep).where(col(JobStep.job_id).in_([uuid.UUID(i) for i in ids]))
+        ).all()
+    intervals: dict[str, list[tuple[float, float]]] = {}
+    for row in rows:
+        if row.started_at and row.finished_at:
+            span = (row.started_at.timestamp(), row.finished_at.timestamp())
+            intervals.setdefault(str(row.job_id), []).append(span)
+    overheads = []
     for job_id, found in runs.items():
         run = found[-1]
         if run.start_time and run.end_time:
-            overheads.append((run.end_time - run.start_time).total_seconds() - compute[job_id])
-        pending = run.expected_start_time
-        if run.start_time and pending:
-            starts.append((run.start_time - pending).total_seconds())
-    return statistics.median(overheads), statistics.median(starts) if starts else float("nan")
+            wall = (run.end_time - run.start_time).total_seconds()
+            overheads.append(wall - _union_s(intervals.get(job_id, [])))
+    starts = _pending_to_running(site.stack.api_url, [str(r[-1].id) for r in runs.values()])
+    return statistics.median(overheads), statistics.median(starts)
 
 
 def main() -> None:
@@ -191,14 +234,20 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=12, help="photos per burst")
     parser.add_argument("--profiles", default="embedded,production")
     parser.add_argument("--workers", default="1,2", help="worker counts to compare")
+    parser.add_argument(
+        "--limit", type=int, default=1, help="flow runs at once per worker (1: a worker per core)"
+    )
     args = parser.parse_args()
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     results = []
     offset = 1000
     for profile in args.profiles.split(","):
         for workers in (int(w) for w in args.workers.split(",")):
-            print(f"== {profile}, {workers} worker(s), {args.images} images", flush=True)
-            result = _run_config(profile, workers, args.images, offset)
+            print(
+                f"== {profile}, {workers} worker(s) × {args.limit} run(s), {args.images} images",
+                flush=True,
+            )
+            result = _run_config(profile, workers, args.images, offset, args.limit)
             offset += args.images + 1
             results.append(result)
             cpu = " ".join(f"{k}={v:.1f}" for k, v in sorted(result["cpu"].items()))  # type: ignore[attr-defined]

@@ -1,4 +1,4 @@
-"""The production sites of the integration tests, each started once per session.
+"""The production sites of the integration tests: one per test module, stopped when it ends.
 
 Two sites, so the CPU-bound scale test and the mostly waiting fault tests (heartbeats, restarts)
 run side by side on the two xdist workers (``make test`` hands out whole files, these first). Both are
@@ -18,7 +18,7 @@ from tests.helpers.site import Site, production_site
 _ONE_RUN_PER_WORKER = {"PACKSHOT_WORKER_LIMIT": "1"}
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def scale_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     """``packshot up --profile production`` with two workers, PostgreSQL and moto S3."""
     root = tmp_path_factory.mktemp("scale-site")
@@ -26,7 +26,7 @@ def scale_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         yield running
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def fault_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     """The same set-up, for the fault tests (which stop and kill parts of it)."""
     root = tmp_path_factory.mktemp("fault-site")
