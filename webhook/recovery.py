@@ -3,7 +3,7 @@
 A worker's machine can die mid-flow; Prefect's zombie automation (created by bring-up) then
 marks the run Crashed once its heartbeats stop. Nothing else would ever finish the job, so this
 loop, beside the dispatcher in the webhook process, reads the state of every in-flight job's
-run from Prefect (one API call per round) and:
+run from Prefect (one API call per 200 jobs) and:
 
 - Crashed: queues the job again (up to ``PACKSHOT_CRASH_RERUNS`` times, each with its own
   idempotency key); the dispatcher creates the new run, which skips every stored step. After
@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 __all__ = ["Recovery", "RecoveryRound", "run_recovery"]
 
 log = get_logger("packshot.webhook.recovery")
+_PAGE = 200
 
 
 @dataclass
@@ -108,11 +109,14 @@ class Recovery:
     async def _runs(self, ids: list[str]) -> dict[str, FlowRun]:
         from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
-        found = await self._client.read_flow_runs(
-            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[uuid.UUID(i) for i in ids])),
-            limit=len(ids),
-        )
-        return {str(run.id): run for run in found}
+        found: dict[str, FlowRun] = {}
+        for start in range(0, len(ids), _PAGE):  # the API answers at most 200 runs a call
+            chunk = [uuid.UUID(i) for i in ids[start : start + _PAGE]]
+            page = await self._client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=chunk)), limit=len(chunk)
+            )
+            found.update({str(run.id): run for run in page})
+        return found
 
     async def run_once(self) -> RecoveryRound:
         """One round: read the runs of in-flight jobs, act on those that ended badly."""

@@ -117,16 +117,19 @@ def test_a_crashed_run_is_run_again_then_the_job_fails_with_the_reason(
 
 
 def test_runs_still_going_and_finished_jobs_are_left_alone(
-    prefect_server: str, deployment_id: uuid.UUID, db_url: str
+    prefect_server: str, deployment_id: uuid.UUID, db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr("webhook.recovery._PAGE", 1)  # runs are read in pages (200 a call)
     settings = _settings(prefect_server, db_url)
     running, done = _enqueue(settings, 410), _enqueue(settings, 411)
+    crashed = _enqueue(settings, 412)
     asyncio.run(_dispatch(settings))
     asyncio.run(_force(str(_job(settings, running).flow_run_id), "running", "working"))
+    asyncio.run(_force(str(_job(settings, crashed).flow_run_id), "crashed", "lost host"))
     with session_scope(settings.database_url) as session:
         jobs.finish_job(session, job_id=done, manifest_key="manifests/x.json")
     asyncio.run(_force(str(_job(settings, done).flow_run_id), "crashed", "after the end"))
-    assert asyncio.run(_recover(settings)) == RecoveryRound()
+    assert asyncio.run(_recover(settings)) == RecoveryRound(requeued=[crashed])
     assert _job(settings, running).status == JobStatus.NEW
     assert _job(settings, done).status == JobStatus.DONE
 
