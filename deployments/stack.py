@@ -164,6 +164,9 @@ class Stack:
             wanted, workers or settings.workers, worker_limit or settings.worker_limit
         )
         self._stopping = threading.Event()
+        # Held while the supervisor restarts a child and while stop() runs: a child that exits
+        # during shutdown must not be started again behind stop()'s back.
+        self._lifecycle = threading.Lock()
 
     def _services(self, wanted: set[str], workers: int, limit: int) -> list[Service]:
         services = []
@@ -244,17 +247,23 @@ class Stack:
         """Block until Ctrl-C or a service fails for good; restart crashed services."""
         while not self._stopping.wait(1.0):
             for service in self.services:
-                if service.alive():
-                    continue
-                code = service.process.returncode if service.process else None
-                if service.restarts >= self.MAX_RESTARTS:
-                    log.error(
-                        "%s exited (%s) %d times; stopping", service.name, code, service.restarts
-                    )
-                    return 1
-                service.restarts += 1
-                log.warning("%s exited (%s); restarting", service.name, code)
-                service.start(self.env)
+                with self._lifecycle:
+                    if self._stopping.is_set():
+                        return 0
+                    if service.alive():
+                        continue
+                    code = service.process.returncode if service.process else None
+                    if service.restarts >= self.MAX_RESTARTS:
+                        log.error(
+                            "%s exited (%s) %d times; stopping",
+                            service.name,
+                            code,
+                            service.restarts,
+                        )
+                        return 1
+                    service.restarts += 1
+                    log.warning("%s exited (%s); restarting", service.name, code)
+                    service.start(self.env)
         return 0
 
     def request_stop(self) -> None:
@@ -264,6 +273,7 @@ class Stack:
     def stop(self) -> None:
         """Stop every service, newest first."""
         self._stopping.set()
-        for service in reversed(self.services):
-            service.stop()
-            log.info("%s stopped", service.name)
+        with self._lifecycle:
+            for service in reversed(self.services):
+                service.stop()
+                log.info("%s stopped", service.name)

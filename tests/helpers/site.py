@@ -254,13 +254,16 @@ def _environment(values: dict[str, str]) -> Iterator[None]:
 
 @contextmanager
 def _running(stack: Stack) -> Iterator[Stack]:
+    supervisor = threading.Thread(target=stack.supervise, daemon=True)
     try:
         stack.start()
         # Supervised like `packshot up`: a worker that dies is started again.
-        threading.Thread(target=stack.supervise, daemon=True).start()
+        supervisor.start()
         yield stack
     finally:
         stack.stop()
+        if supervisor.is_alive():
+            supervisor.join(timeout=30)
 
 
 @contextmanager
