@@ -58,6 +58,13 @@ def _backlog(url: str) -> int:
         return jobs.count_pending_dispatch(session)
 
 
+def _unavailable(exc: SQLAlchemyError, message: str) -> ApiError:
+    """503 for a database that is down or restarting; anything else is a bug: re-raised."""
+    if not is_transient_db_error(exc):
+        raise exc
+    return ApiError(503, "unavailable", message)
+
+
 def _check_signature(request: Request, ctx: Context, body: bytes) -> None:
     if ctx.secret is None:
         return
@@ -103,10 +110,8 @@ async def receive_image(request: Request, ctx: Context, body: RawBody) -> JSONRe
     try:
         job_id, created, status = await ctx.db.run(_store, ctx.db.url, event.to_spec())
     except SQLAlchemyError as exc:
-        if not is_transient_db_error(exc):
-            raise
         log.error("delivery.db_unavailable", error=type(exc).__name__, sku=event.sku)
-        raise ApiError(503, "unavailable", "database unavailable, deliver again") from None
+        raise _unavailable(exc, "database unavailable, deliver again") from None
     if created and ctx.dispatcher is not None:
         ctx.dispatcher.notify()
     log.info(
@@ -136,7 +141,10 @@ async def read_job(job_id: str, ctx: Context) -> JSONResponse:
         key = uuid.UUID(job_id)
     except ValueError:
         raise ApiError(404, "not_found", "no such job") from None
-    view = await run_in_threadpool(_view, ctx.db.url, key)
+    try:
+        view = await run_in_threadpool(_view, ctx.db.url, key)
+    except SQLAlchemyError as exc:
+        raise _unavailable(exc, "database unavailable, ask again") from None
     if view is None:
         raise ApiError(404, "not_found", "no such job")
     return JSONResponse(view.model_dump(mode="json", by_alias=True))

@@ -67,6 +67,9 @@ def test_the_dispatcher_survives_a_database_restart_and_dispatches_what_waited(
                     assert refused.status_code == 503
                     assert refused.json()["error"] == "unavailable"
                     assert "database unavailable" in refused.json()["message"]
+                    reading = live.get(f"/api/jobs/{next(iter(job_ids))}")
+                    assert reading.status_code == 503
+                    assert reading.json()["error"] == "unavailable"
                     live.wait_for(lambda: "database" in str(_dispatcher(live)["lastError"]))
                     proxy.start()  # Prefect is back first: only the database holds the queue
                     health = live.get("/healthz")
