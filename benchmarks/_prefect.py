@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -14,11 +13,7 @@ from pathlib import Path
 
 import httpx
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.helpers.ports import free_port  # the importing benchmark put the repo root on sys.path
 
 
 @contextmanager
@@ -27,7 +22,7 @@ def prefect_server() -> Iterator[str]:
     if os.environ.get("PREFECT_API_URL"):
         yield os.environ["PREFECT_API_URL"]
         return
-    port = _free_port()
+    port = free_port()
     home = tempfile.mkdtemp(prefix="bench-prefect-")
     env = {
         **os.environ,
@@ -65,3 +60,17 @@ def prefect_server() -> Iterator[str]:
         os.environ.pop("PREFECT_API_URL", None)
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def state_times(api: str, flow_run_id: str) -> dict[str, float]:
+    """When the flow run was created and first entered each state type (epoch seconds)."""
+    from prefect import get_client
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings(updates={PREFECT_API_URL: api}), get_client(sync_client=True) as client:
+        run = client.read_flow_run(flow_run_id)
+        states = client.read_flow_run_states(flow_run_id)
+    times = {"created": run.created.timestamp()}  # type: ignore[union-attr]
+    for state in states:
+        times.setdefault(state.type.value, state.timestamp.timestamp())
+    return times

@@ -19,7 +19,6 @@ import argparse
 import hashlib
 import os
 import random
-import socket
 import statistics
 import subprocess
 import sys
@@ -31,6 +30,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from tests.helpers.ports import free_port  # noqa: E402
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -143,12 +144,6 @@ def _apptest_times(job_id: uuid.UUID, runs: int) -> dict[str, float]:
     return {name: _median_ms(values) for name, values in timings.items()}
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def _browser_times(job_id: uuid.UUID, runs: int) -> dict[str, float]:
     import httpx
     from playwright.sync_api import sync_playwright
@@ -157,7 +152,7 @@ def _browser_times(job_id: uuid.UUID, runs: int) -> dict[str, float]:
     from dashboard.launch import streamlit_argv, streamlit_env
 
     settings = get_settings()
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen(
         streamlit_argv(settings, port=port),
         env=streamlit_env(settings, os.environ),

@@ -32,19 +32,6 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[index]
 
 
-def _states(api: str, flow_run_id: str) -> dict[str, float]:
-    from prefect import get_client
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
-    with temporary_settings(updates={PREFECT_API_URL: api}), get_client(sync_client=True) as client:
-        run = client.read_flow_run(flow_run_id)
-        states = client.read_flow_run_states(flow_run_id)
-    times = {"created": run.created.timestamp()}  # type: ignore[union-attr]
-    for state in states:
-        times.setdefault(state.type.value, state.timestamp.timestamp())
-    return times
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=2, help="events per sample photo")
@@ -59,6 +46,7 @@ def main() -> None:
         }
     )
     import httpx
+    from _prefect import state_times
 
     from core.settings import get_settings
     from deployments import demo as d
@@ -84,7 +72,7 @@ def main() -> None:
                     d.post_delivery(client, stack.webhook_url, secret, sample)
                     view = _wait_done(client, stack.webhook_url, sample.job_id)
                     done = time.time()
-                    t = _states(stack.api_url, str(view["flowRunId"]))
+                    t = state_times(stack.api_url, str(view["flowRunId"]))
                     rows.append(
                         {
                             "sku": sample.sku,

@@ -184,22 +184,14 @@ def _union_s(intervals: list[tuple[float, float]]) -> float:
 
 def _pending_to_running(api_url: str, run_ids: list[str]) -> list[float]:
     """Per run: seconds from Pending (a worker took it) to Running (its process started)."""
-    import asyncio
-    import uuid
+    from _prefect import state_times
 
-    async def read() -> list[float]:
-        from prefect.client.orchestration import PrefectClient
-
-        found = []
-        async with PrefectClient(api_url) as client:
-            for run_id in run_ids:
-                states = await client.read_flow_run_states(uuid.UUID(run_id))
-                times = {s.type.value: s.timestamp for s in states}
-                if "PENDING" in times and "RUNNING" in times:
-                    found.append((times["RUNNING"] - times["PENDING"]).total_seconds())
-        return found
-
-    return asyncio.run(read())
+    found = []
+    for run_id in run_ids:
+        times = state_times(api_url, run_id)
+        if "PENDING" in times and "RUNNING" in times:
+            found.append(times["RUNNING"] - times["PENDING"])
+    return found
 
 
 def _per_image(site: Site, ids: list[str]) -> tuple[float, float]:

@@ -26,7 +26,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import sqlite3
 import statistics
 import subprocess
@@ -46,17 +45,12 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "benchm
 sys.path[:0] = [str(ROOT)]
 sys.path.append(str(ROOT / "benchmarks"))
 
+from tests.helpers.ports import free_port  # noqa: E402
 from webhook.security import sign  # noqa: E402
 
 SECRET = "bench-webhook-secret-5e1d"
 PATH = "/api/webhooks/3jms/images"
 MAX_REQUESTS = 100_000
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -68,7 +62,7 @@ def _cpu_seconds(pid: int) -> float:
 def _webhook(
     home: Path, prefect_api: str, *, access_log: bool, dispatcher: bool = True
 ) -> Iterator[tuple[str, int]]:
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "PACKSHOT_DISPATCHER_ENABLED": "true" if dispatcher else "false",
@@ -290,7 +284,7 @@ def main() -> None:
     prefect = (
         _prefect_with_deployment()
         if args.with_prefect
-        else contextlib.nullcontext(f"http://127.0.0.1:{_free_port()}/api")  # nobody listens
+        else contextlib.nullcontext(f"http://127.0.0.1:{free_port()}/api")  # nobody listens
     )
     drain_s = dispatch_rps = None
     try:

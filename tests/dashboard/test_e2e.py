@@ -11,7 +11,6 @@ from __future__ import annotations
 import io
 import os
 import shutil
-import socket
 import subprocess
 import time
 import uuid
@@ -27,6 +26,7 @@ from core.storage import ObjectStore
 from dashboard.gallery import TABS
 from dashboard.launch import streamlit_argv, streamlit_env
 from tests.dashboard.seed import Sizes, seed_job
+from tests.helpers.ports import free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
 # Without the background-networking switches Chromium dials out at start and, on a machine
@@ -74,12 +74,6 @@ def done_job(settings: Settings, store: ObjectStore) -> uuid.UUID:
     return seed_job(settings.database_url, store, sku="LAMP-1", sizes=sizes, sample_photo=True)
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture
 def server(
     settings: Settings,
@@ -89,7 +83,7 @@ def server(
     running_job: uuid.UUID,
 ) -> Iterator[str]:
     """``streamlit run`` exactly as ``packshot dashboard`` starts it, on a free port."""
-    port = _free_port()
+    port = free_port()
     log = (tmp_path / "streamlit.log").open("w")
     process = subprocess.Popen(
         streamlit_argv(settings, port=port),

@@ -33,6 +33,7 @@ from core.tables import Job, JobStatus
 from deployments.demo import serve_folder
 from deployments.stack import Stack
 from tests.helpers.images import jpeg_bytes, varied_product
+from tests.helpers.ports import free_port
 from tests.helpers.postgres import temporary_database
 from tests.helpers.s3_faults import S3FaultProxy
 from webhook.security import sign
@@ -180,21 +181,13 @@ class Site:
         return asyncio.run(read())
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _site_env(home: Path, workers: int) -> dict[str, str]:
     return {
         "PACKSHOT_HOME": str(home),
         "PACKSHOT_PROFILE": "embedded",
         "PACKSHOT_WEBHOOK_SECRET": SECRET,
-        "PACKSHOT_PREFECT_PORT": str(_free_port()),
-        "PACKSHOT_WEBHOOK_PORT": str(_free_port()),
+        "PACKSHOT_PREFECT_PORT": str(free_port()),
+        "PACKSHOT_WEBHOOK_PORT": str(free_port()),
         "PACKSHOT_WORKERS": str(workers),
         "PACKSHOT_WORKER_LIMIT": "2",
         # The CDN stand-in is on loopback.

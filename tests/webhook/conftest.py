@@ -84,12 +84,6 @@ class LiveApp:
         return int(self.get("/healthz").json()["backlog"])
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextmanager
 def serve_app(settings: Settings) -> Iterator[LiveApp]:
     """Run ``create_app(settings)`` under uvicorn in a thread (lifespan on) until the block ends."""

@@ -21,6 +21,7 @@ from core.schemas import ImageJobSpec
 from core.settings import Settings
 from core.tables import Job
 from deployments.trigger import JobRef, trigger_job
+from tests.helpers.ports import free_port
 from tests.helpers.postgres import temporary_database
 from tests.webhook.conftest import (
     URL_PATH,
@@ -29,7 +30,6 @@ from tests.webhook.conftest import (
     encode,
     event,
     flow_runs_by_key,
-    free_port,
     make_settings,
     serve_app,
     sha,

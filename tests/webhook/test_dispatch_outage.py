@@ -10,13 +10,13 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from tests.helpers.ports import free_port
 from tests.helpers.postgres import outage, temporary_database
 from tests.webhook.conftest import (
     LiveApp,
     TcpProxy,
     event,
     flow_runs_by_key,
-    free_port,
     make_settings,
     serve_app,
 )
