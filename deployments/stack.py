@@ -210,14 +210,11 @@ class Stack:
         return Service("webhook", argv, f"{self.webhook_url}/healthz")
 
     def _dashboard(self) -> Service:
-        s = self.settings
-        argv = [
-            str(_BIN / "streamlit"),
-            *("run", "dashboard/streamlit_app.py", "--server.headless", "true"),
-            *("--server.address", s.bind, "--server.port", str(s.dashboard_port)),
-            *("--browser.gatherUsageStats", "false"),
-        ]
-        return Service("dashboard", argv, f"{self.dashboard_url}/_stcore/health")
+        from dashboard.launch import streamlit_argv
+
+        return Service(
+            "dashboard", streamlit_argv(self.settings), f"{self.dashboard_url}/_stcore/health"
+        )
 
     def service(self, name: str) -> Service:
         """The service called ``name`` (``prefect``, ``worker``/``worker-N``, ``webhook``, …)."""
