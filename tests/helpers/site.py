@@ -18,11 +18,11 @@ import signal
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 from sqlmodel import Session, col, select
@@ -41,6 +41,7 @@ from webhook.security import sign
 BUCKET = "packshot-site"
 SECRET = "integration-webhook-secret-5c1e"
 TERMINAL = (JobStatus.DONE, JobStatus.FAILED)
+T = TypeVar("T")
 
 
 @dataclass
@@ -85,25 +86,29 @@ class Site:
 
     def wait_until_ended(self, ids: list[str], timeout: float) -> dict[str, Job]:
         """Block until every job is DONE or FAILED; the rows then."""
-        deadline = time.monotonic() + timeout
-        while True:
-            rows = self.jobs(ids)
-            if len(rows) == len(ids) and all(r.status in TERMINAL for r in rows.values()):
-                return rows
-            if time.monotonic() > deadline:
-                waiting = {i: r.status for i, r in rows.items() if r.status not in TERMINAL}
-                raise AssertionError(f"jobs not ended after {timeout:.0f} s: {waiting}")
-            time.sleep(0.5)
+        last: dict[str, Job] = {}
+
+        def ended() -> dict[str, Job] | None:
+            last.update(self.jobs(ids))
+            done = len(last) == len(ids) and all(r.status in TERMINAL for r in last.values())
+            return dict(last) if done else None
+
+        def waiting() -> str:
+            pending = {i: r.status for i, r in last.items() if r.status not in TERMINAL}
+            return f"jobs not ended: {pending}"
+
+        return _until(ended, timeout=timeout, every=0.5, what=waiting)
 
     def wait_for_status(self, job_id: str, statuses: set[str], timeout: float) -> str:
         """Block until the job reaches one of ``statuses``; the status seen."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+
+        def reached() -> str | None:
             row = self.jobs([job_id]).get(job_id)
-            if row is not None and row.status in statuses:
-                return str(row.status)
-            time.sleep(0.05)
-        raise AssertionError(f"job {job_id} never reached {statuses}")
+            return str(row.status) if row is not None and row.status in statuses else None
+
+        return _until(
+            reached, timeout=timeout, every=0.05, what=lambda: f"job {job_id} not in {statuses}"
+        )
 
     def objects(self, prefix: str = "") -> dict[str, dict[str, Any]]:
         """Every object under ``prefix`` in the bucket (read from moto directly)."""
@@ -149,15 +154,13 @@ class Site:
         A job is DONE as soon as the flow wrote it; Prefect marks the run Completed a moment
         later, once the flow has returned and its result is stored.
         """
-        deadline = time.monotonic() + timeout
-        while True:
+
+        def settled() -> dict[str, list[Any]] | None:
             runs = self.flow_runs(job_ids)
             states = [run.state for found in runs.values() for run in found]
-            if all(state is not None and state.is_final() for state in states):
-                return runs
-            if time.monotonic() > deadline:
-                raise AssertionError(f"flow runs not final after {timeout:.0f} s")
-            time.sleep(0.5)
+            return runs if all(s is not None and s.is_final() for s in states) else None
+
+        return _until(settled, timeout=timeout, every=0.5, what=lambda: "flow runs not final")
 
     def flow_runs(self, job_ids: list[str]) -> dict[str, list[Any]]:
         """Flow runs in Prefect per job (matched on the ``job_id`` parameter)."""
@@ -179,6 +182,20 @@ class Site:
                     offset += 200
 
         return asyncio.run(read())
+
+
+def _until(
+    check: Callable[[], T | None], *, timeout: float, every: float, what: Callable[[], str]
+) -> T:
+    """``check()`` every ``every`` seconds until it returns something; fails after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = check()
+        if found is not None:
+            return found
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what()} after {timeout:.0f} s")
+        time.sleep(every)
 
 
 def _site_env(home: Path, workers: int) -> dict[str, str]:
