@@ -1,6 +1,6 @@
 """What the job page links to and does: the flow run in the Prefect UI, and re-running a job.
 
-Re-running goes through ``deployments.trigger.trigger_job_sync``, the function the webhook's
+Re-running goes through ``flows.trigger.trigger_job_sync``, the function the webhook's
 dispatcher uses, so the dashboard starts runs exactly as a webhook delivery would.
 """
 
@@ -15,7 +15,7 @@ import httpx
 from core.settings import Settings
 from core.urls import redact_url
 from dashboard.models import JobDetail
-from deployments.trigger import JobRef, trigger_job_sync
+from flows.trigger import JobRef, trigger_job_sync
 
 __all__ = ["RerunResult", "flow_run_url", "prefect_ui_base", "rerun_job"]
 

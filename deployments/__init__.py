@@ -1,6 +1,7 @@
-"""How and when flows run: deployment names, triggering, and the operator CLI."""
+"""How and when flows run: the operator CLI, the local stack and the deployment set-up.
 
-PROCESS_IMAGE_DEPLOYMENT = "process-image/default"
-BACKFILL_DEPLOYMENT = "backfill/default"
+Deployment names and the function that starts a run live in ``flows.trigger``, where the webhook
+and the dashboard may import them too.
+"""
 
-__all__ = ["BACKFILL_DEPLOYMENT", "PROCESS_IMAGE_DEPLOYMENT"]
+__all__: list[str] = []

@@ -16,9 +16,9 @@ from core.errors import InputError
 from core.schemas import ImageJobSpec
 from core.settings import Settings
 from core.themes import resolve_theme
-from deployments import BACKFILL_DEPLOYMENT
 from deployments.prefect_env import locate_api_url
 from flows.backfill import BackfillRow, known_images, outcomes_for
+from flows.trigger import BACKFILL_DEPLOYMENT
 
 __all__ = ["read_csv", "run_backfill"]
 

@@ -31,8 +31,8 @@ from core.db import session_scope, upgrade_schema
 from core.schemas import ImageJobSpec
 from core.settings import get_settings
 from core.tables import Job, as_utc
-from deployments import BACKFILL_DEPLOYMENT
 from flows.process_image import process_one
+from flows.trigger import BACKFILL_DEPLOYMENT
 
 __all__ = ["BackfillRow", "backfill", "known_images", "outcomes_for"]
 

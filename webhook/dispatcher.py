@@ -1,7 +1,7 @@
 """The outbox dispatcher: creates the flow run of every job the webhook accepted, one at a time.
 
 The job row is the outbox. The webhook commits a job with ``dispatch_pending`` set and answers
-202; this loop picks waiting jobs oldest first, calls ``deployments.trigger.trigger_job`` (one
+202; this loop picks waiting jobs oldest first, calls ``flows.trigger.trigger_job`` (one
 reused Prefect client, ``timeout=0``, idempotency key = the job id) and records the flow run id.
 Nothing is kept in memory that a restart could lose:
 
@@ -36,8 +36,7 @@ from core.db import get_engine, is_transient_db_error, upgrade_schema
 from core.settings import Settings
 from core.tables import utcnow
 from core.urls import redact_urls
-from deployments import PROCESS_IMAGE_DEPLOYMENT
-from deployments.trigger import JobRef, trigger_job
+from flows.trigger import PROCESS_IMAGE_DEPLOYMENT, JobRef, trigger_job
 from webhook.deps import DbRunner
 from webhook.logs import get_logger
 

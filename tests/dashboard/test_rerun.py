@@ -1,6 +1,6 @@
 """The job page's Re-run action: confirmation, the real trigger function, Prefect down or refusing.
 
-Only Prefect's ``arun_deployment`` is replaced (the boundary ``deployments.trigger`` calls);
+Only Prefect's ``arun_deployment`` is replaced (the boundary ``flows.trigger`` calls);
 the dashboard, ``trigger_job_sync`` and the health probe run for real against a local HTTP
 server standing in for the Prefect API.
 """
@@ -18,7 +18,7 @@ import pytest
 from core import settings as settings_module
 from core.db import session_scope
 from core.tables import Job
-from deployments import PROCESS_IMAGE_DEPLOYMENT
+from flows.trigger import PROCESS_IMAGE_DEPLOYMENT
 from tests.helpers.http_server import Reply, Script, serve
 
 

@@ -17,6 +17,7 @@ from core.db import session_scope
 from core.settings import get_settings
 from core.tables import Job
 from deployments.bringup import ROOT, deploy_all, ensure_work_pool
+from flows.trigger import BACKFILL_DEPLOYMENT, PROCESS_IMAGE_DEPLOYMENT
 from tests.helpers.http_server import Reply, Script, serve
 from tests.helpers.images import jpeg_bytes, product_photo
 
@@ -42,7 +43,8 @@ def test_numeric_sku_through_prefect_deployment_run(prefect_server: str) -> None
     ensure_work_pool()
     deploy_all(dict(os.environ))
     deployments = _prefect("deployment", "ls")
-    assert "process-image/default" in deployments and "backfill/default" in deployments
+    # The names the code triggers are the ones prefect.yaml declares.
+    assert PROCESS_IMAGE_DEPLOYMENT in deployments and BACKFILL_DEPLOYMENT in deployments
     data = jpeg_bytes(product_photo())
     script = Script()
     script.add("/media/12345.jpg", Reply(200, data))

@@ -20,7 +20,7 @@ from core.db import get_engine, session_scope, upgrade_schema
 from core.schemas import ImageJobSpec
 from core.settings import Settings
 from core.tables import Job
-from deployments.trigger import JobRef, trigger_job
+from flows.trigger import JobRef, trigger_job
 from tests.helpers.ports import free_port
 from tests.helpers.postgres import temporary_database
 from tests.webhook.conftest import (

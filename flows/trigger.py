@@ -1,6 +1,8 @@
-"""The single function that starts a ``process-image`` deployment run for a job.
+"""Deployment names, and the single function that starts a ``process-image`` deployment run.
 
-Used by the webhook's dispatcher and by the dashboard's re-run button. Idempotency keys are
+Used by the webhook's dispatcher, the dashboard's re-run button and the CLI, which all may import
+this module; it imports nothing of this repository, and Prefect only when a run is started, so
+importing it stays cheap (no tasks, imaging, numpy or model runtime). Idempotency keys are
 permanent in Prefect: the first run of a job uses the job id, so a repeated dispatch can never
 start a second run; a deliberate re-run uses a key derived from the job's current state, so a
 double click starts one run, and a later re-run (after that one finished) starts another. A job
@@ -14,12 +16,22 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from deployments import PROCESS_IMAGE_DEPLOYMENT
-
 if TYPE_CHECKING:
     from prefect.client.orchestration import PrefectClient
 
-__all__ = ["JobRef", "dispatch_key", "rerun_key", "trigger_job", "trigger_job_sync"]
+__all__ = [
+    "BACKFILL_DEPLOYMENT",
+    "PROCESS_IMAGE_DEPLOYMENT",
+    "JobRef",
+    "dispatch_key",
+    "rerun_key",
+    "trigger_job",
+    "trigger_job_sync",
+]
+
+# Must match prefect.yaml: "<flow name>/<deployment name>".
+PROCESS_IMAGE_DEPLOYMENT = "process-image/default"
+BACKFILL_DEPLOYMENT = "backfill/default"
 
 
 @dataclass(frozen=True)
