@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import fcntl
 import logging
-import sqlite3
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -19,10 +17,11 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlmodel import Session, create_engine
 
+from core.db_errors import is_transient_db_error
 from core.errors import ConfigurationError
 from core.settings import get_settings
 
@@ -49,9 +48,6 @@ _PG_ADVISORY_KEY = 0x5041434B
 _PG_CONNECT_TIMEOUT_S = 10
 _RETRY_FIRST_S = 0.5
 _RETRY_MAX_S = 5.0
-# SQLite primary result codes of a busy, locked or briefly unreadable file. Its other
-# OperationalErrors ("no such table", syntax errors) are mistakes that retrying cannot fix.
-_SQLITE_TRANSIENT = {5, 6, 10, 14, 15}  # BUSY, LOCKED, IOERR, CANTOPEN, PROTOCOL
 
 
 def _sqlite_pragmas(dbapi_connection: object, _record: ConnectionPoolEntry) -> None:
@@ -115,30 +111,6 @@ def session_scope(url: str) -> Iterator[Session]:
         except BaseException:
             session.rollback()
             raise
-
-
-def is_transient_db_error(exc: BaseException) -> bool:
-    """True when ``exc`` says the database was out of reach, not that the statement was wrong.
-
-    Transient: a connection lost, refused or terminated by the server (a PostgreSQL restart
-    sends SQLSTATE 57P01 to every session), that is SQLAlchemy's ``OperationalError``,
-    ``InterfaceError`` and ``DisconnectionError``, any ``DBAPIError`` that invalidated its
-    connection, and psycopg's ``OperationalError`` raised outside SQLAlchemy. On SQLite only a
-    busy, locked or unreadable file counts. Integrity and programming errors never do: the
-    same statement would fail again.
-    """
-    if isinstance(exc, DisconnectionError):
-        return True
-    if isinstance(exc, DBAPIError):
-        if exc.connection_invalidated:
-            return True
-        if not isinstance(exc, OperationalError | InterfaceError):
-            return False
-        if isinstance(exc.orig, sqlite3.Error):
-            return (exc.orig.sqlite_errorcode & 0xFF) in _SQLITE_TRANSIENT
-        return True
-    psycopg = sys.modules.get("psycopg")  # loaded only when a PostgreSQL URL is in use
-    return psycopg is not None and isinstance(exc, psycopg.OperationalError)
 
 
 def _reason(exc: BaseException) -> str:

@@ -13,7 +13,7 @@
     └── PublishError              storefront failed: retried unless ``permanent``
 
 Outside the tree, network timeouts and a database that was briefly out of reach
-(``core.db.is_transient_db_error``) are retried too.
+(``core.db_errors.is_transient_db_error``) are retried too.
 
 Exceptions keep plain constructor arguments so they pickle: Prefect may persist a failed
 task's exception and re-raise it in another process.
@@ -105,12 +105,12 @@ class PublishError(PipelineError):
 
 def is_retryable_error(exc: BaseException) -> bool:
     """True for errors worth another attempt: our transient classes, network timeouts, and
-    a database that was briefly out of reach (``core.db.is_transient_db_error``)."""
+    a database that was briefly out of reach (``core.db_errors.is_transient_db_error``)."""
     if isinstance(exc, PipelineError):
         return exc.retryable
     if isinstance(exc, TimeoutError | ConnectionError):
         return True
-    # Imported here: the error tree stays free of SQLAlchemy (and core.db imports this module).
-    from core.db import is_transient_db_error
+    # Imported here: importing the error tree does not load SQLAlchemy.
+    from core.db_errors import is_transient_db_error
 
     return is_transient_db_error(exc)
