@@ -17,7 +17,8 @@ from sqlalchemy.engine import make_url
 
 from core.db import upgrade_schema
 from core.settings import Settings, get_settings
-from webhook.deps import ApiError, DbRunner, ThemeCatalog, WebhookContext
+from webhook.db import DbRunner
+from webhook.deps import ApiError, ThemeCatalog, WebhookContext
 from webhook.logs import configure_logging, get_logger
 from webhook.routes import router
 

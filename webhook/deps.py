@@ -1,8 +1,6 @@
-"""What the routes depend on: the app's context, the size-limited raw body, the database runner.
+"""What the routes depend on: the app's context and the size-limited raw body.
 
-Database work is synchronous (SQLModel) and runs on a small dedicated thread pool, never on the
-event loop. On SQLite that pool has one thread: writes are serialised inside the process instead
-of queueing on SQLite's file lock, whose busy-wait sleeps would show up as latency spikes.
+The database runner the context carries is ``webhook.db.DbRunner``.
 """
 
 from __future__ import annotations
@@ -10,18 +8,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Request
-from sqlalchemy.engine import make_url
 
 from core.errors import ConfigurationError, InputError
 from core.settings import Settings
 from core.themes import load_themes, resolve_theme
+from webhook.db import DbRunner
 
 if TYPE_CHECKING:
     from webhook.dispatcher import Dispatcher
@@ -29,16 +25,12 @@ if TYPE_CHECKING:
 __all__ = [
     "ApiError",
     "Context",
-    "DbRunner",
     "RawBody",
     "ThemeCatalog",
     "WebhookContext",
     "get_context",
     "raw_body",
 ]
-
-P = ParamSpec("P")
-T = TypeVar("T")
 
 
 class ApiError(Exception):
@@ -58,25 +50,6 @@ class ApiError(Exception):
             self.body["message"] = message
         if details is not None:
             self.body["details"] = details
-
-
-class DbRunner:
-    """Runs synchronous database functions on a dedicated pool (one thread on SQLite)."""
-
-    def __init__(self, database_url: str, *, threads: int | None = None) -> None:
-        self.url = database_url
-        sqlite = make_url(database_url).get_backend_name() == "sqlite"
-        self.threads = threads or (1 if sqlite else 4)
-        self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="packshot-db")
-
-    async def run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-        """``fn(*args, **kwargs)`` on the pool, awaited."""
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, lambda: fn(*args, **kwargs))
-
-    def close(self) -> None:
-        """Finish queued work and stop the threads."""
-        self._pool.shutdown(wait=True)
 
 
 class ThemeCatalog:

@@ -37,7 +37,7 @@ from core.settings import Settings
 from core.tables import utcnow
 from core.urls import redact_urls
 from flows.trigger import PROCESS_IMAGE_DEPLOYMENT, JobRef, trigger_job
-from webhook.deps import DbRunner
+from webhook.db import DbRunner
 from webhook.logs import get_logger
 
 if TYPE_CHECKING:

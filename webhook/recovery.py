@@ -30,7 +30,7 @@ from core import crashes
 from core.db import get_engine
 from core.settings import Settings
 from core.urls import redact_urls
-from webhook.deps import DbRunner
+from webhook.db import DbRunner
 from webhook.logs import get_logger
 
 if TYPE_CHECKING:

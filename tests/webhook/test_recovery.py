@@ -19,7 +19,7 @@ from core.settings import Settings
 from core.tables import Job, JobStatus, JobStep, Step, StepState
 from tests.helpers.postgres import temporary_database
 from tests.webhook.conftest import flow_runs_by_key, make_settings, sha
-from webhook.deps import DbRunner
+from webhook.db import DbRunner
 from webhook.dispatcher import Dispatcher
 from webhook.recovery import Recovery, RecoveryRound
 
