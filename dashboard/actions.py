@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
+from urllib.parse import quote
 
 import httpx
 
@@ -48,8 +49,8 @@ def prefect_ui_base(settings: Settings, browser_host: str | None = None) -> str:
 
 
 def flow_run_url(settings: Settings, flow_run_id: str, browser_host: str | None = None) -> str:
-    """The flow run's page in the Prefect UI."""
-    return f"{prefect_ui_base(settings, browser_host)}/runs/flow-run/{flow_run_id}"
+    """The flow run's page in the Prefect UI (the id percent-encoded: it is one path segment)."""
+    return f"{prefect_ui_base(settings, browser_host)}/runs/flow-run/{quote(flow_run_id, safe='')}"
 
 
 @dataclass(frozen=True)

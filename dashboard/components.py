@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import html
-
 import streamlit as st
 
 from core.settings import get_settings
 from core.tables import JobStatus
 from core.urls import redact_url
 from dashboard.fmt import TOTAL_STAGES, pipeline_stages, stage_number
+from dashboard.markup import html_text, md_text
 from dashboard.models import JobDetail
 from dashboard.queries import DashboardDataError, SchemaMissing
 
@@ -49,8 +48,9 @@ _STAGE_MARK = {"done": "✓", "current": "…", "failed": "✕", "pending": ""}
 
 def status_badge(status: str) -> str:
     """Markdown for a coloured status badge (running statuses are blue)."""
-    colour = _BADGE_COLOUR.get(JobStatus(status), "blue")
-    return f":{colour}-badge[{status}]"
+    job_status = JobStatus(status)
+    colour = _BADGE_COLOUR.get(job_status, "blue")
+    return f":{colour}-badge[{job_status.value}]"
 
 
 def live_refresh() -> float | None:
@@ -70,7 +70,7 @@ def progress_bar(detail: JobDetail) -> None:
         cells.append(
             f'<div title="{stage.status}" style="flex:1;border:2px solid;border-radius:6px;'
             f'padding:6px 8px;font-size:0.85rem;line-height:1.2;{_STAGE_STYLE[stage.state]}">'
-            f"<b>{stage.number}</b> {_STAGE_MARK[stage.state]}<br>{html.escape(label)}"
+            f"<b>{stage.number}</b> {_STAGE_MARK[stage.state]}<br>{html_text(label)}"
             f'<br><span style="font-size:0.7rem;opacity:0.8">{stage.status}</span></div>'
         )
     percent = round(100 * number / TOTAL_STAGES)
@@ -83,7 +83,7 @@ def progress_bar(detail: JobDetail) -> None:
     st.html(
         '<div style="display:flex;gap:6px;margin:4px 0 6px 0">'
         + "".join(cells)
-        + f'</div><div style="font-weight:600">{html.escape(summary)}</div>'
+        + f'</div><div style="font-weight:600">{html_text(summary)}</div>'
     )
 
 
@@ -121,7 +121,7 @@ def data_error(exc: DashboardDataError) -> None:
         st.caption("The job tables do not exist yet; `packshot db upgrade` creates them.")
         return
     st.error(
-        f"**Database unreachable.** {exc}\n\n"
+        f"**Database unreachable.** {md_text(exc)}\n\n"
         "Check `PACKSHOT_DATABASE_URL` and that the database server is running.",
         icon=":material/cloud_off:",
     )

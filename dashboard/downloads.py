@@ -17,6 +17,7 @@ import streamlit as st
 from dashboard import objects
 from dashboard.fmt import human_bytes
 from dashboard.htmlviews import Link, table_html
+from dashboard.markup import md_text
 from dashboard.models import AssetRow, JobDetail
 from dashboard.objects import StoreRef, Unavailable
 
@@ -30,7 +31,7 @@ def download_control(asset: AssetRow, ref: StoreRef, *, key: str) -> None:
         st.link_button("Download", link, icon=":material/download:", help="Presigned URL, 1 h")
         return
     st.download_button(
-        f"Download {asset.name}",
+        f"Download {md_text(asset.name)}",
         data=partial(objects.read_object, ref, asset.key),
         file_name=asset.name,
         mime=asset.content_type,

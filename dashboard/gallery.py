@@ -16,6 +16,7 @@ from core.urls import redact_url
 from dashboard import objects
 from dashboard.downloads import download_control
 from dashboard.fmt import human_bytes, stage_number
+from dashboard.markup import md_code, md_text
 from dashboard.models import AssetRow, JobDetail
 from dashboard.objects import StoreRef, Unavailable
 
@@ -38,12 +39,12 @@ def _close_full_size() -> None:
 # instead of closing it.
 @st.dialog("Full size", width="large", on_dismiss=_close_full_size)
 def _full_size(asset: AssetRow, ref: StoreRef) -> None:
-    st.markdown(f"`{asset.key}`")
-    st.caption(f"{asset.pixels} · {human_bytes(asset.bytes)} · {asset.content_type}")
+    st.markdown(md_code(asset.key))
+    st.caption(md_text(f"{asset.pixels} · {human_bytes(asset.bytes)} · {asset.content_type}"))
     try:
         full = objects.full_view(ref, asset.key, asset.sha256)
     except Unavailable as exc:
-        st.warning(str(exc), icon=":material/broken_image:")
+        st.warning(md_text(exc), icon=":material/broken_image:")
         return
     notes = []
     if full.mime != asset.content_type:
@@ -52,7 +53,7 @@ def _full_size(asset: AssetRow, ref: StoreRef) -> None:
     if full.width > PAGE_MAX_WIDTH:
         notes.append(f"scaled to {PAGE_MAX_WIDTH} px wide by the page")
     if notes:
-        st.caption("; ".join(notes) + ". The download is the file itself.")
+        st.caption(md_text("; ".join(notes) + ". The download is the file itself."))
     st.image(full.data, width="content", output_format=full.pillow_format, alt=asset.name)
     download_control(asset, ref, key=f"dialog-{asset.key}")
 
@@ -63,11 +64,11 @@ def _tile(
     try:
         thumb = objects.thumbnail(ref, asset.key, asset.sha256, max_side)
     except Unavailable as exc:
-        st.warning(f"{exc}", icon=":material/broken_image:")
+        st.warning(md_text(exc), icon=":material/broken_image:")
         return
     st.image(
         thumb.data,
-        caption=caption,
+        caption=md_text(caption),
         width="content",
         output_format=thumb.pillow_format,
         alt=asset.name,
@@ -78,7 +79,7 @@ def _tile(
         key=f"full-{asset.key}",
         icon=":material/open_in_full:",
         type="tertiary",
-        help=f"Open {asset.name} at full size",
+        help=f"Open {md_text(asset.name)} at full size",
     ):
         st.session_state[FULL_SIZE_KEY] = asset.key
     if st.session_state.get(FULL_SIZE_KEY) == asset.key:
@@ -113,11 +114,11 @@ def _original(detail: JobDetail, ref: StoreRef) -> None:
         _tile(originals[0], ref, _caption(originals[0], "Original"), max_side=560)
     with facts:
         asset = originals[0]
-        st.markdown(f"**Source** `{redact_url(detail.source_url)}`")
-        st.markdown(f"**Stored** `{asset.key}`")
-        st.markdown(f"**Format** {asset.format or asset.content_type} · {asset.pixels}")
+        st.markdown(f"**Source** {md_code(redact_url(detail.source_url))}")
+        st.markdown(f"**Stored** {md_code(asset.key)}")
+        st.markdown(f"**Format** {md_text(asset.format or asset.content_type)} · {asset.pixels}")
         st.markdown(f"**Size** {human_bytes(asset.bytes)}")
-        st.markdown(f"**SHA-256** `{detail.sha256}`")
+        st.markdown(f"**SHA-256** {md_code(detail.sha256)}")
 
 
 def _cutout_mask(detail: JobDetail, ref: StoreRef) -> None:
@@ -187,11 +188,11 @@ def _derivatives(detail: JobDetail, ref: StoreRef) -> None:
     header = st.columns(widths)
     header[0].markdown("**size**")
     for cell, (variant, fmt) in zip(header[1:], columns, strict=True):
-        cell.markdown(f"**{_FORMAT_LABEL.get(fmt, fmt)}**  \ncomposite {variant}")
+        cell.markdown(f"**{md_text(_FORMAT_LABEL.get(fmt, fmt))}**  \ncomposite {variant}")
     found = {(a.variant or 0, a.size or "?", a.format or "?"): a for a in assets}
     for size in sizes:
         row = st.columns(widths)
-        row[0].markdown(f"**{size}**  \n{max(_widths(assets, size))} px")
+        row[0].markdown(f"**{md_text(size)}**  \n{max(_widths(assets, size))} px")
         for cell, (variant, fmt) in zip(row[1:], columns, strict=True):
             with cell:
                 jpeg = found.get((variant, size, "jpeg"))

@@ -2,17 +2,17 @@
 
 Streamlit's data grid and Vega charts each load a large script and cost the browser hundreds of
 milliseconds to lay out; nine timeline bars, 24 hourly columns and a 26-row file list do not need
-them. Every value is escaped here, so callers pass plain text.
+them. Every value is escaped here (``dashboard.markup``), so callers pass plain text.
 """
 
 from __future__ import annotations
 
-import html
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from dashboard.fmt import human_ms
+from dashboard.markup import html_text, safe_href
 from dashboard.models import StepRow
 
 __all__ = ["STATE_COLOURS", "Link", "bars_html", "columns_html", "table_html", "timeline_html"]
@@ -34,22 +34,18 @@ _MUTED = "color:#80868b"
 
 @dataclass(frozen=True)
 class Link:
-    """A table cell that links somewhere (opens in a new tab)."""
+    """A table cell that links somewhere (opens in a new tab); only http(s) URLs become links."""
 
     text: str
     url: str
-
-
-def _esc(value: object) -> str:
-    return html.escape(str(value))
 
 
 def bars_html(items: Sequence[tuple[str, int, str]]) -> str:
     """Horizontal bars, one per ``(label, value, colour)``, scaled to the largest value."""
     peak = max((value for _, value, _ in items), default=0) or 1
     rows = [
-        f'<div style="{_ROW}"><div style="{_LABEL}">{_esc(label)}</div>'
-        f'<div style="{_TRACK}"><div title="{_esc(label)}: {value:,}" style="height:100%;'
+        f'<div style="{_ROW}"><div style="{_LABEL}">{html_text(label)}</div>'
+        f'<div style="{_TRACK}"><div title="{html_text(label)}: {value:,}" style="height:100%;'
         f'width:{100 * value / peak:.2f}%;background:{colour};border-radius:3px"></div></div>'
         f'<div style="width:60px">{value:,}</div></div>'
         for label, value, colour in items
@@ -65,7 +61,7 @@ def columns_html(points: Sequence[tuple[datetime, int]], *, every: int = 3) -> s
         height = 100 * value / peak
         tip = f"{moment:%Y-%m-%d %H}:00 UTC: {value:,} jobs"
         columns.append(
-            f'<div title="{_esc(tip)}" style="flex:1;display:flex;align-items:flex-end">'
+            f'<div title="{html_text(tip)}" style="flex:1;display:flex;align-items:flex-end">'
             f'<div style="width:100%;height:{height:.2f}%;min-height:{1 if value else 0}px;'
             'background:#4285f4;border-radius:2px 2px 0 0"></div></div>'
         )
@@ -82,14 +78,17 @@ def columns_html(points: Sequence[tuple[datetime, int]], *, every: int = 3) -> s
 
 
 def _cell(value: object) -> str:
-    if isinstance(value, Link):
-        return f'<a href="{_esc(value.url)}" target="_blank" rel="noopener">{_esc(value.text)}</a>'
-    return _esc(value)
+    if not isinstance(value, Link):
+        return html_text(value)
+    href = safe_href(value.url)
+    if href is None:
+        return html_text(value.text)
+    return f'<a href="{html_text(href)}" target="_blank" rel="noopener">{html_text(value.text)}</a>'
 
 
 def table_html(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     """A compact table; ``Link`` cells become links, everything else escaped text."""
-    head = "".join(f'<th style="{_CELL};font-weight:600">{_esc(h)}</th>' for h in headers)
+    head = "".join(f'<th style="{_CELL};font-weight:600">{html_text(h)}</th>' for h in headers)
     body = "".join(
         "<tr>" + "".join(f'<td style="{_CELL}">{_cell(value)}</td>' for value in row) + "</tr>"
         for row in rows
@@ -133,16 +132,16 @@ def timeline_html(steps: Sequence[StepRow], now: datetime | None = None) -> str 
             f"attempt {step.attempts}, {step.provider or 'no provider'}"
         )
         rows.append(
-            f'<div style="{_ROW}"><div style="{_LABEL}">{_esc(step.label)}</div>'
-            f'<div style="{_TRACK}"><div title="{_esc(tip)}" style="position:absolute;'
+            f'<div style="{_ROW}"><div style="{_LABEL}">{html_text(step.label)}</div>'
+            f'<div style="{_TRACK}"><div title="{html_text(tip)}" style="position:absolute;'
             f"left:{left:.2f}%;width:{width:.2f}%;height:100%;border-radius:3px;"
             f'background:{STATE_COLOURS.get(step.state, "#4285f4")}"></div></div>'
-            f'<div style="width:80px">{_esc(human_ms(step.duration_ms))}</div></div>'
+            f'<div style="width:80px">{html_text(human_ms(step.duration_ms))}</div></div>'
         )
     axis = (
         f'<div style="display:flex;gap:8px;{_MUTED}"><div style="width:150px"></div>'
         '<div style="flex:1;display:flex;justify-content:space-between">'
-        f"<span>0</span><span>{_esc(human_ms(total))} after the first step started</span>"
+        f"<span>0</span><span>{html_text(human_ms(total))} after the first step started</span>"
         '</div><div style="width:80px"></div></div>'
     )
     return f'<div style="font-size:0.8rem">{"".join(rows)}{axis}</div>'

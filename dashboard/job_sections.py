@@ -13,6 +13,7 @@ from dashboard.actions import RerunResult, flow_run_url, rerun_job
 from dashboard.components import asset_checklist, progress_bar, status_badge
 from dashboard.fmt import ago, human_ms, usd
 from dashboard.htmlviews import table_html, timeline_html
+from dashboard.markup import md_code, md_link, md_text
 from dashboard.models import JobDetail
 
 __all__ = ["STALL_AFTER", "header", "rerun_key", "timing_and_cost"]
@@ -60,7 +61,8 @@ def _close_rerun_dialog() -> None:
 def _confirm_rerun(detail: JobDetail) -> None:
     job = detail.job
     st.markdown(
-        f"Starts `process-image/default` again for **{job.sku}** · {job.theme}. Steps whose "
+        f"Starts `process-image/default` again for **{md_text(job.sku)}** · {md_text(job.theme)}. "
+        "Steps whose "
         "outputs are already stored are skipped, and clicking twice starts one run, not two."
     )
     force = st.checkbox(
@@ -84,11 +86,14 @@ def _rerun_outcome(detail: JobDetail) -> None:
     if result is None:
         return
     if result.error:
-        st.error(f"**Re-run not started.** {result.error}", icon=":material/error:")
+        st.error(f"**Re-run not started.** {md_text(result.error)}", icon=":material/error:")
         return
     run_id = result.flow_run_id or ""
     link = flow_run_url(get_settings(), run_id, _browser_host())
-    st.success(f"Re-run requested: flow run `{run_id}` · [open in Prefect]({link})", icon="✅")
+    st.success(
+        f"Re-run requested: flow run {md_code(run_id)} · {md_link('open in Prefect', link)}",
+        icon="✅",
+    )
 
 
 def _actions(detail: JobDetail) -> None:
@@ -121,14 +126,17 @@ def header(detail: JobDetail) -> None:
     """Title, facts, actions, the seven-stage progress bar and the failure, if any."""
     job = detail.job
     title, actions = st.columns([3, 2], vertical_alignment="bottom")
-    title.markdown(f"## {job.sku} · {job.theme} &nbsp; {status_badge(job.status)}")
+    title.markdown(
+        f"## {md_text(job.sku)} · {md_text(job.theme)} &nbsp; {status_badge(job.status)}"
+    )
     with actions:
         _actions(detail)
     started = job.started_at.strftime("%Y-%m-%d %H:%M:%S UTC") if job.started_at else "not started"
     source = redact_url(detail.source_url)
     st.caption(
-        f"job `{job.id}` · sha256 `{detail.sha256[:16]}…` · source `{source}` · started "
-        f"{started} · took {human_ms(job.duration_ms)} · cost {usd(job.cost_usd)}"
+        f"job {md_code(job.id)} · sha256 {md_code(detail.sha256[:16])}… · source "
+        f"{md_code(source)} · started {started} · took {human_ms(job.duration_ms)} · "
+        f"cost {usd(job.cost_usd)}"
     )
     if _stalled(detail):
         st.warning(
@@ -140,7 +148,10 @@ def header(detail: JobDetail) -> None:
     progress_bar(detail)
     if job.status == JobStatus.FAILED:
         where = " · ".join(part for part in (job.error_step, job.error_type) if part)
-        st.error(f"**Failed in {where or 'an unknown step'}**\n\n{job.error or ''}", icon="🛑")
+        st.error(
+            f"**Failed in {md_text(where or 'an unknown step')}**\n\n{md_text(job.error or '')}",
+            icon="🛑",
+        )
     st.caption(f"Assets: {asset_checklist(detail)}")
 
 

@@ -16,6 +16,7 @@ from core.tables import JobStatus
 from dashboard import queries
 from dashboard.components import JOB_PAGE, empty_state, status_badge
 from dashboard.fmt import TOTAL_STAGES, ago, human_ms, stage_number, usd
+from dashboard.markup import md_text
 from dashboard.models import JobFilter, JobPage, JobSummary
 
 __all__ = ["FILTER_KEYS", "job_table", "read_filter", "reset_page"]
@@ -104,13 +105,13 @@ def _error_text(row: JobSummary) -> str:
     first = row.error.strip().splitlines()[0] if row.error.strip() else ""
     first = first if len(first) <= 90 else first[:89] + "…"
     where = " · ".join(part for part in (row.error_step, row.error_type) if part)
-    return f"**{where}**: {first}" if where else first
+    return f"**{md_text(where)}**: {md_text(first)}" if where else md_text(first)
 
 
 def _row(row: JobSummary) -> None:
     cells = st.columns(_COLUMNS, vertical_alignment="center")
     cells[0].markdown(status_badge(row.status))
-    cells[1].page_link(JOB_PAGE, label=row.sku, query_params={"job": str(row.id)})
+    cells[1].page_link(JOB_PAGE, label=md_text(row.sku), query_params={"job": str(row.id)})
     cells[2].text(row.theme)
     cells[3].markdown(_progress(row))
     cells[4].text(ago(row.created_at))

@@ -8,6 +8,7 @@ from core.settings import get_settings
 from core.urls import redact_url
 from dashboard.actions import prefect_ui_base
 from dashboard.components import LIVE_KEY, REFRESH_S, database_label
+from dashboard.markup import md_code, md_link, md_text
 from dashboard.objects import store_ref
 
 st.set_page_config(page_title="Packshot", page_icon="📷", layout="wide")
@@ -43,9 +44,9 @@ def _sidebar() -> None:
             persist_state="session",
         )
         database, store = database_label(), redact_url(store_ref(settings).url)
-        st.caption(f"Database: `{_short(database)}`", help=database)
-        st.caption(f"Store: `{_short(store)}`", help=store)
-        st.markdown(f"[Prefect UI]({prefect_ui_base(settings)}) :material/open_in_new:")
+        st.caption(f"Database: {md_code(_short(database))}", help=md_text(database))
+        st.caption(f"Store: {md_code(_short(store))}", help=md_text(store))
+        st.markdown(f"{md_link('Prefect UI', prefect_ui_base(settings))} :material/open_in_new:")
 
 
 _sidebar()

@@ -13,6 +13,7 @@ from dashboard.downloads import assets_card
 from dashboard.fmt import ago
 from dashboard.gallery import image_tabs
 from dashboard.job_sections import header, timing_and_cost
+from dashboard.markup import md_code, md_text
 from dashboard.objects import store_ref
 
 
@@ -27,7 +28,7 @@ def _pick_job() -> None:
     for job in recent:
         st.page_link(
             JOB_PAGE,
-            label=f"{job.sku} · {job.theme} · {job.status} · {ago(job.created_at)}",
+            label=md_text(f"{job.sku} · {job.theme} · {job.status} · {ago(job.created_at)}"),
             query_params={"job": str(job.id)},
         )
 
@@ -37,7 +38,10 @@ def _job_id() -> uuid.UUID | None:
     try:
         return uuid.UUID(raw.strip())
     except ValueError:
-        st.error(f"`{raw}` is not a job id (a UUID such as the ones the overview links to).")
+        st.error(
+            f"{md_code(raw) or 'An empty value'} is not a job id "
+            "(a UUID such as the ones the overview links to)."
+        )
         return None
 
 
@@ -48,7 +52,7 @@ def _body(job_id: uuid.UUID, drawn_running: bool) -> None:
         data_error(exc)
         return
     if detail is None:
-        st.warning(f"No job `{job_id}` in this database.", icon=":material/search_off:")
+        st.warning(f"No job {md_code(job_id)} in this database.", icon=":material/search_off:")
         st.page_link("app_pages/overview.py", label="Back to the overview")
         return
     if detail.job.running != drawn_running:

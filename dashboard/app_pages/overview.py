@@ -11,6 +11,7 @@ from dashboard.components import JOB_PAGE, data_error, empty_state, live_refresh
 from dashboard.fmt import ago, human_ms, usd
 from dashboard.htmlviews import bars_html, columns_html, table_html
 from dashboard.job_table import job_table
+from dashboard.markup import md_text
 from dashboard.models import Overview
 
 PAGE_SIZE = 15
@@ -70,17 +71,17 @@ def _failures(overview: Overview) -> None:
         with st.container(border=True):
             st.page_link(
                 JOB_PAGE,
-                label=f"{job.sku} · {job.theme}",
+                label=f"{md_text(job.sku)} · {md_text(job.theme)}",
                 query_params={"job": str(job.id)},
                 icon=":material/error:",
             )
-            st.caption(f"{where or 'failed'} · {ago(job.finished_at or job.created_at)}")
+            st.caption(f"{md_text(where or 'failed')} · {ago(job.finished_at or job.created_at)}")
             st.text(first_line)
     if overview.failure_groups:
         groups = ", ".join(
             f"{group.step}/{group.error_type} × {group.count}" for group in overview.failure_groups
         )
-        st.caption(f"Last 7 days by step and error: {groups}")
+        st.caption(f"Last 7 days by step and error: {md_text(groups)}")
 
 
 def _page() -> None:

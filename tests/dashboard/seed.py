@@ -118,6 +118,8 @@ class _Run:
     cost: float
     photo: Image.Image
     mask: Image.Image
+    image_url: str
+    error: str
     job_id: uuid.UUID = field(init=False)
     sha: str = field(init=False)
     photo_bytes: bytes = field(init=False)
@@ -128,7 +130,7 @@ class _Run:
         self.sha = hashlib.sha256(self.photo_bytes).hexdigest()
         spec = ImageJobSpec(
             sku=self.sku,
-            image_url=f"https://cdn.example.com/{self.sku}.jpg?token=secret",
+            image_url=self.image_url,
             sha256=self.sha,
             theme=self.theme,
         )
@@ -308,14 +310,14 @@ class _Run:
                 attempt=4,
                 final=True,
                 duration_ms=30_000.0,
-                error="ProviderUnavailable: segmenter timed out after 30 s",
+                error=f"ProviderUnavailable: {self.error}",
             )
             jobs.fail_job(
                 session,
                 job_id=self.job_id,
                 step=step.value,
                 error_type="ProviderUnavailable",
-                message="segmenter timed out after 30 s (4 attempts)",
+                message=f"{self.error} (4 attempts)",
             )
 
     def start(self, step: Step) -> None:
@@ -347,10 +349,14 @@ def seed_job(
     sizes: Sizes = SMALL,
     cost: float = 0.0125,
     sample_photo: bool = False,
+    image_url: str | None = None,
+    error: str = "segmenter timed out after 30 s",
 ) -> uuid.UUID:
     """One job through the pipeline up to ``stop_after`` (or failing in ``fail_in``), with files.
 
     ``sample_photo`` uses the bundled desk-lamp photo (for screenshots) instead of a drawn bottle.
+    ``image_url`` is the job's source (a signed CDN URL by default); ``error`` is what the step
+    failing in ``fail_in`` reports.
     """
     upgrade_schema(database_url)
     if sample_photo:
@@ -359,7 +365,8 @@ def seed_job(
     else:
         photo = product_photo(sizes.photo)
         mask = _bottle_mask(photo.size)
-    run = _Run(database_url, store, sku, theme, sizes, cost, photo, mask)
+    image_url = image_url or f"https://cdn.example.com/{sku}.jpg?token=secret"
+    run = _Run(database_url, store, sku, theme, sizes, cost, photo, mask, image_url, error)
     for step, make in run.stages():
         if step == fail_in:
             run.fail(step)

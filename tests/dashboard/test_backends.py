@@ -15,6 +15,7 @@ from core.settings import Settings, get_settings
 from core.storage import ObjectStore, new_store
 from core.tables import Step
 from dashboard import stats
+from tests.dashboard.rendered import shown
 from tests.dashboard.seed import seed_job
 from tests.helpers.postgres import temporary_database
 
@@ -46,7 +47,8 @@ def s3_store(monkeypatch: pytest.MonkeyPatch) -> Iterator[ObjectStore]:
 
 
 def _links(at) -> list[str]:
-    return [link.proto.label for link in at.get("page_link") if " · " not in link.proto.label]
+    labels = [shown(link.proto.label) for link in at.get("page_link")]
+    return [label for label in labels if " · " not in label]
 
 
 def test_postgres_overview_filters_and_job_page(app, postgres, tmp_path):
@@ -96,4 +98,4 @@ def test_s3_missing_object_is_a_placeholder(app, s3_store):
     s3_store.delete(composite)
     at = app(job=str(done), tab="Composites")
     assert sum(len(node.value) for node in at.get("image")) == 1
-    assert any(f"missing from the store: {composite}" in warning.value for warning in at.warning)
+    assert any(f"missing from the store: {composite}" in shown(w.value) for w in at.warning)

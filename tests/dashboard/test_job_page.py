@@ -11,6 +11,7 @@ from core import keys
 from core.db import session_scope
 from core.tables import Job
 from dashboard.gallery import FULL_SIZE_KEY
+from tests.dashboard.rendered import shown
 
 
 def _html(at) -> str:
@@ -30,7 +31,7 @@ def test_deep_link_opens_the_job(app, done_job, route):
         at.switch_page("app_pages/job_detail.py")
         at.query_params["job"] = str(done_job)
         at.run()
-    assert any("LAMP-1 · default" in md.value for md in at.markdown)
+    assert any("LAMP-1 · default" in shown(md.value) for md in at.markdown)
 
 
 def test_done_job_progress_tabs_assets_timing_and_cost(app, done_job, settings, store):
@@ -53,7 +54,8 @@ def test_done_job_progress_tabs_assets_timing_and_cost(app, done_job, settings, 
     keys = list(store.list(""))
     assert len(keys) == 26 and all(f">{key}</td>" in html for key in keys)
     assert html.count(">✓</td>") == 26
-    assert [b.label for b in at.download_button] == ["Download all (.zip)", f"Download {original}"]
+    labels = [shown(b.label) for b in at.download_button]
+    assert labels == ["Download all (.zip)", f"Download {original}"]
     options = at.selectbox(key="assets-file").options
     assert len(options) == 26 and "original · " + original in options
     labels = [
@@ -114,7 +116,7 @@ def test_failed_job_marks_the_stage_red_with_the_error(app, failed_job):
     at = app(job=str(failed_job), tab="Derivatives")
     assert "Step 4 of 7: failed" in _html(at)
     assert "#fce8e6" in _html(at), "the failed stage is drawn red"
-    error = at.error[0].value
+    error = shown(at.error[0].value)
     assert "composite · ProviderUnavailable" in error and "segmenter timed out" in error
     assert "the job failed before making them" in at.warning[0].value
 
@@ -136,7 +138,7 @@ def test_missing_file_is_a_placeholder_not_a_crash(app, done_job, store, setting
     store.delete(missing)
     at = app(job=str(done_job), tab="Derivatives")
     assert _images(at) == 17
-    assert any(f"missing from the store: {missing}" in w.value for w in at.warning)
+    assert any(f"missing from the store: {missing}" in shown(w.value) for w in at.warning)
     assert f">{missing}</td><td" in _html(at) and _html(at).count(">missing</td>") == 1
     options = at.selectbox(key="assets-file").options
     assert len(options) == 25 and "derivative · 1_hero.webp" not in options, "no download for it"
@@ -152,7 +154,7 @@ def test_unknown_and_malformed_job_ids(app, done_job):
 def test_job_page_without_id_lists_recent_jobs(app, done_job, failed_job):
     at = app()
     at.switch_page("app_pages/job_detail.py").run()
-    labels = [link.proto.label for link in at.get("page_link")]
+    labels = [shown(link.proto.label) for link in at.get("page_link")]
     assert any(label.startswith("MUG-7 · white · FAILED") for label in labels)
     assert any(label.startswith("LAMP-1 · default · DONE") for label in labels)
 

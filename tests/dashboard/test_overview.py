@@ -9,11 +9,13 @@ from datetime import UTC, datetime, timedelta
 from core import jobs
 from core.db import session_scope, upgrade_schema
 from core.schemas import ImageJobSpec
+from tests.dashboard.rendered import shown
 
 
 def _links(at) -> list[str]:
     """Labels of the job-table links (the SKUs), in table order."""
-    return [link.proto.label for link in at.get("page_link") if " · " not in link.proto.label]
+    labels = [shown(link.proto.label) for link in at.get("page_link")]
+    return [label for label in labels if " · " not in label]
 
 
 def _metrics(at) -> dict[str, str]:
@@ -78,7 +80,8 @@ def test_counts_costs_failures_and_table_for_done_failed_and_running_jobs(
     assert metrics["Failed"] == "1" and metrics["In progress"] == "1"
     # Each seeded job paid $0.0125 for its cutout, today.
     assert metrics["Cost today"] == "$0.0375" and metrics["Cost this week"] == "$0.0375"
-    failures = [link.proto.label for link in at.get("page_link") if " · " in link.proto.label]
+    labels = [shown(link.proto.label) for link in at.get("page_link")]
+    failures = [label for label in labels if " · " in label]
     assert failures == ["MUG-7 · white"]
     assert any("segmenter timed out" in text.value for text in at.text)
     assert sorted(_links(at)) == ["LAMP-1", "MUG-7", "SHIRT-3"]
@@ -101,7 +104,7 @@ def test_counts_costs_failures_and_table_for_done_failed_and_running_jobs(
 
 def test_table_links_open_the_job_page(app, done_job):
     at = app()
-    link = next(link for link in at.get("page_link") if link.proto.label == "LAMP-1")
+    link = next(link for link in at.get("page_link") if shown(link.proto.label) == "LAMP-1")
     assert link.proto.query_string == f"job={done_job}"
     assert link.proto.page.endswith("job")
 

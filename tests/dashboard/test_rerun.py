@@ -19,6 +19,7 @@ from core import settings as settings_module
 from core.db import session_scope
 from core.tables import Job
 from flows.trigger import PROCESS_IMAGE_DEPLOYMENT
+from tests.dashboard.rendered import shown
 from tests.helpers.http_server import Reply, Script, serve
 
 
@@ -91,7 +92,8 @@ def test_rerun_asks_first_then_triggers_the_deployment(
     stamp = int(finished.replace(tzinfo=UTC).timestamp())
     assert run["idempotency_key"] == f"{done_job}:rerun:{stamp}"
     message = at.success[0].value
-    assert run["id"] in message and f"{prefect_api[:-4]}/runs/flow-run/{run['id']}" in message
+    assert f"flow run {run['id']} · open in Prefect" in shown(message)
+    assert f"(<{prefect_api[:-4]}/runs/flow-run/{run['id']}>)" in message, "the link"
     assert not _dialog_open(at), "the dialog closed"
 
 
@@ -122,7 +124,7 @@ def test_prefect_unreachable_is_a_clear_error(app, done_job, monkeypatch, deploy
         closed_port = probe.getsockname()[1]
     _use_prefect_api(monkeypatch, f"http://127.0.0.1:{closed_port}/api")
     at = _confirm(app(job=str(done_job)))
-    message = at.error[0].value
+    message = shown(at.error[0].value)
     assert "Re-run not started" in message and f"127.0.0.1:{closed_port}" in message
     assert "unreachable" in message
     assert deployments.runs == []
@@ -134,7 +136,7 @@ def test_prefect_refusing_the_run_is_a_clear_error(app, done_job, prefect_api, m
     fake = FakeDeployments(error=ObjectNotFound(http_exc=Exception("deployment not found")))
     monkeypatch.setattr("prefect.deployments.arun_deployment", fake.arun_deployment)
     at = _confirm(app(job=str(done_job)))
-    assert "Prefect refused the run: ObjectNotFound" in at.error[0].value
+    assert "Prefect refused the run: ObjectNotFound" in shown(at.error[0].value)
 
 
 def test_without_a_prefect_api_the_button_says_why(app, done_job):
