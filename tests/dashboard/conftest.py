@@ -13,6 +13,7 @@ from core.settings import Settings, get_settings
 from core.storage import ObjectStore, new_store
 from core.tables import JobStatus, Step
 from dashboard.launch import APP_PATH
+from tests.dashboard import hostile
 from tests.dashboard.seed import seed_job
 
 
@@ -67,6 +68,19 @@ def running_job(settings: Settings, store: ObjectStore) -> uuid.UUID:
     """A job at BACKGROUND_READY with its first composite running."""
     return seed_job(
         settings.database_url, store, sku="SHIRT-3", stop_after=JobStatus.BACKGROUND_READY
+    )
+
+
+@pytest.fixture
+def hostile_job(settings: Settings, store: ObjectStore) -> uuid.UUID:
+    """A job that failed in the composite step, with markup in its SKU, source and error."""
+    return seed_job(
+        settings.database_url,
+        store,
+        sku=hostile.SKU,
+        fail_in=Step.COMPOSITE,
+        image_url=hostile.SOURCE,
+        error=hostile.ERROR,
     )
 
 

@@ -23,8 +23,10 @@ from PIL import Image
 
 from core.settings import Settings
 from core.storage import ObjectStore
+from core.urls import redact_url
 from dashboard.gallery import TABS
 from dashboard.launch import streamlit_argv, streamlit_env
+from tests.dashboard import hostile
 from tests.dashboard.seed import Sizes, seed_job
 from tests.helpers.ports import free_port
 
@@ -54,6 +56,19 @@ IMAGES_PER_TAB = {
     "Derivatives": (18, r"^[12]_(hero|pdp|thumb)\.(jpg|webp|avif)$"),
 }
 TIMEOUT_MS = 60_000
+# What a value from data must never become on a page: links and images to its URLs, math,
+# icons, emoji, the Streamlit logo, bold text.
+MARKUP_FROM_DATA = (
+    'a[href*="evil.test"]',
+    'a[href^="mailto:"]',
+    'img[src*="127.0.0.1:9"]',
+    'img[alt="Streamlit logo"]',
+    ".katex",
+    'span[role="img"][aria-label="warning icon"]',
+    'span[role="img"][aria-label="home icon"]',
+    "strong:has-text('EVIL')",
+    "strong:has-text('bold')",
+)
 
 pytestmark = [
     pytest.mark.skipif(
@@ -75,14 +90,12 @@ def done_job(settings: Settings, store: ObjectStore) -> uuid.UUID:
 
 
 @pytest.fixture
-def server(
-    settings: Settings,
-    tmp_path: Path,
-    done_job: uuid.UUID,
-    failed_job: uuid.UUID,
-    running_job: uuid.UUID,
-) -> Iterator[str]:
-    """``streamlit run`` exactly as ``packshot dashboard`` starts it, on a free port."""
+def server(settings: Settings, tmp_path: Path) -> Iterator[str]:
+    """``streamlit run`` exactly as ``packshot dashboard`` starts it, on a free port.
+
+    The dashboard reads the database per page view, so the jobs a test asks for are seeded
+    before its browser opens a page, whichever fixture runs first.
+    """
     port = free_port()
     log = (tmp_path / "streamlit.log").open("w")
     process = subprocess.Popen(
@@ -142,7 +155,9 @@ def _small_png(shot: bytes) -> bytes:
     return buffer.getvalue()
 
 
-def test_overview_to_done_job_through_every_tab(server: str, done_job: uuid.UUID) -> None:
+def test_overview_to_done_job_through_every_tab(
+    server: str, done_job: uuid.UUID, failed_job: uuid.UUID, running_job: uuid.UUID
+) -> None:
     from playwright.sync_api import sync_playwright
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -185,3 +200,43 @@ def test_overview_to_done_job_through_every_tab(server: str, done_job: uuid.UUID
     if os.environ.get("UPDATE_README_SCREENSHOT") == "1":
         README_SHOT.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(ARTIFACTS / "job-page.png", README_SHOT)
+
+
+def test_values_from_data_show_as_text_in_the_browser(server: str, hostile_job: uuid.UUID) -> None:
+    """The job page, the job table and the failures list, as Streamlit's own renderer draws them."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 960})
+            page.set_default_timeout(TIMEOUT_MS)
+            requested: list[str] = []
+            page.on("request", lambda request: requested.append(request.url))
+
+            page.goto(f"{server}/job?job={hostile_job}", wait_until="domcontentloaded")
+            page.get_by_text("Step 4 of 7: failed").wait_for()
+            page.locator('[data-testid="stAlertContentError"]').wait_for()
+            text = _main_text(page)
+            assert f"{hostile.SKU} · default" in text
+            assert f"source {redact_url(hostile.SOURCE)} · started" in text
+            lines = [line.strip() for line in hostile.ERROR.splitlines() if line.strip()]
+            assert all(line in text for line in lines), (lines, text)
+
+            page.goto(server, wait_until="domcontentloaded")
+            page.get_by_role("link", name=hostile.SKU, exact=True).wait_for()
+            page.get_by_text("Jobs by status").wait_for()
+            overview = _main_text(page)
+            assert overview.count(hostile.FIRST_LINE) == 2, "failures list and job table"
+        finally:
+            browser.close()
+    for page_text in (text, overview):
+        assert "😄" not in page_text and "→" not in page_text
+    assert not [url for url in requested if "127.0.0.1:9/" in url or "evil.test" in url]
+
+
+def _main_text(page) -> str:
+    """The page's main area as text, once no element made from data is markup."""
+    for selector in MARKUP_FROM_DATA:
+        assert page.locator(selector).count() == 0, selector
+    return page.locator('[data-testid="stMain"]').inner_text()

@@ -8,49 +8,15 @@ from __future__ import annotations
 
 import html
 import re
-import uuid
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core.settings import Settings
-from core.storage import ObjectStore
-from core.tables import Step
 from core.urls import redact_url
 from dashboard.htmlviews import Link, table_html
 from dashboard.markup import html_text, md_code, md_link, md_text, safe_href
+from tests.dashboard.hostile import ERROR, FIRST_LINE, RAW, SKU, SOURCE
 from tests.dashboard.rendered import assert_inert, markdown_sources, render, shown
-from tests.dashboard.seed import seed_job
-
-SKU = "__EVIL__"  # bold, were its underscores markup
-# A backtick in the path used to end the inline code around the source and start an image.
-SOURCE = (
-    "https://cdn.example/p/a`![x](http://127.0.0.1:9/p.png)`[click](http://evil.test)"
-    "<img>$x$:red[r].jpg?token=secret"
-)
-FIRST_LINE = "`![x](http://127.0.0.1:9/p.png)` [click](http://evil.test) <img src=x> $x$ :red[boom]"
-ERROR = (
-    f"{FIRST_LINE}\n"
-    "GET http://evil.test/a`b failed **bold** :material_warning: :smile: www.evil.test x@evil.test\n"
-    "\n"
-    "    indented\n"
-    "- item"
-)
-# Streamlit-only syntax CommonMark does not know: it must never stand unescaped.
-RAW = ("$x$", ":red[boom]", ":red[r]", "**bold**", SKU)
-
-
-@pytest.fixture
-def hostile_job(settings: Settings, store: ObjectStore) -> uuid.UUID:
-    """A job that failed in the composite step, with markup in its SKU, source and error."""
-    return seed_job(
-        settings.database_url,
-        store,
-        sku=SKU,
-        fail_in=Step.COMPOSITE,
-        image_url=SOURCE,
-        error=ERROR,
-    )
 
 
 def _from_data(at: AppTest) -> list[str]:
@@ -127,7 +93,7 @@ def test_a_job_id_typed_in_the_address_bar_is_shown_as_text(app):
 )
 def test_md_text_shows_exactly_the_value_and_nothing_else(value):
     source = md_text(value)
-    assert_inert(source, (*RAW, ":material/", "~~s~~", "*e*", "_e_"))
+    assert_inert(source, (*RAW, "~~s~~", "*e*", "_e_"))
     lines = [line.strip() for line in value.splitlines() if line.strip()]
     assert shown(source) == "\n".join(lines)
 
