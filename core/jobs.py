@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import Table, func, or_, true
@@ -20,7 +19,18 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from core.schemas import AssetView, ImageJobSpec, JobView, StepView
-from core.tables import STATUS_ORDER, Asset, AssetKind, Job, JobStatus, JobStep, Step, StepState
+from core.tables import (
+    STATUS_ORDER,
+    Asset,
+    AssetBase,
+    AssetKind,
+    Job,
+    JobStatus,
+    JobStep,
+    RowModel,
+    Step,
+    StepState,
+)
 from core.tables import utcnow as _now
 
 __all__ = [
@@ -49,20 +59,8 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
-class AssetRecord:
-    """An asset to record; mirrors the ``Asset`` columns."""
-
-    kind: AssetKind
-    key: str
-    content_type: str
-    bytes: int
-    width: int | None = None
-    height: int | None = None
-    variant: int | None = None
-    size: str | None = None
-    format: str | None = None
-    sha256: str | None = None
+class AssetRecord(RowModel, AssetBase):
+    """An asset a step stored, to record as a row: the ``Asset`` columns but ids and time."""
 
 
 def get_job(session: Session, *, job_id: uuid.UUID) -> Job | None:
@@ -327,11 +325,12 @@ def record_assets(session: Session, *, job_id: uuid.UUID, assets: Iterable[Asset
     query = select(Asset).where(Asset.job_id == job_id, col(Asset.key).in_(keys))
     existing = {row.key: row for row in session.exec(query)}
     for record in records:
-        row = existing.get(record.key) or Asset(
-            job_id=job_id, kind=record.kind, key=record.key, content_type=record.content_type
-        )
-        for name, value in record.__dict__.items():
-            setattr(row, name, value)
+        values = record.model_dump()
+        row = existing.get(record.key)
+        if row is None:
+            row = Asset(job_id=job_id, **values)
+        else:
+            row.sqlmodel_update(values)
         session.add(row)
 
 
@@ -385,39 +384,6 @@ def job_view(session: Session, *, job_id: uuid.UUID) -> JobView | None:
     job = session.get(Job, job_id)
     if job is None:
         return None
-    ms = None
-    if job.started_at and job.finished_at:
-        ms = round((job.finished_at - job.started_at).total_seconds() * 1000, 1)
-    steps = [
-        StepView(
-            step=row.step,
-            variant=row.variant,
-            state=row.state,
-            attempts=row.attempts,
-            ms=row.duration_ms,
-            cost_usd=row.cost_usd,
-            provider=row.provider,
-            error=row.error,
-        )
-        for row in list_steps(session, job_id=job_id)
-    ]
-    assets = [
-        AssetView.model_validate(row, from_attributes=True)
-        for row in list_assets(session, job_id=job_id)
-    ]
-    return JobView(
-        job_id=job.id,
-        sku=job.sku,
-        sha256=job.sha256,
-        theme=job.theme,
-        status=job.status,
-        error=job.error,
-        error_step=job.error_step,
-        manifest_key=job.manifest_key,
-        flow_run_id=job.flow_run_id,
-        cost_usd=job.cost_usd,
-        ms=ms,
-        created_at=job.created_at,
-        steps=steps,
-        assets=assets,
-    )
+    steps = [StepView.model_validate(row) for row in list_steps(session, job_id=job_id)]
+    assets = [AssetView.model_validate(row) for row in list_assets(session, job_id=job_id)]
+    return JobView.model_validate(job).model_copy(update={"steps": steps, "assets": assets})

@@ -17,21 +17,21 @@ import json
 from collections.abc import Sequence
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field
-from pydantic.alias_generators import to_camel
+from pydantic import ConfigDict, Field, field_validator
 
+from core.schemas import CamelModel
 from core.tables import Asset, AssetKind, JobStep
 from core.urls import redact_url
 
 __all__ = ["Manifest", "ManifestFile", "ManifestShopify", "build_manifest"]
 
 
-class _Camel(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True)
+class _Camel(CamelModel):
+    model_config = ConfigDict(frozen=True)
 
 
 class ManifestFile(_Camel):
-    """One stored file."""
+    """One stored file, read from its ``Asset`` row (the fields keep the published order)."""
 
     key: str
     width: int | None = None
@@ -63,18 +63,24 @@ class ManifestAssets(_Camel):
 
 
 class ManifestStep(_Camel):
-    """Time and cost of one step."""
+    """Time and cost of one step, read from its ``JobStep`` row."""
 
     step: str
     variant: int = 0
     state: str
-    ms: float | None
+    ms: float | None = Field(validation_alias="duration_ms")
     cost_usd: float
     provider: str | None
     attempts: int
     details: dict[str, object] | None = Field(
         None, description="what the step reported: model, fallback reason, per-variant providers"
     )
+
+    @field_validator("details", mode="before")
+    @classmethod
+    def _parse(cls, value: object) -> object:
+        # The row keeps the details as JSON text; a manifest read back has them as an object.
+        return _details(value) if isinstance(value, str) else value
 
 
 class ManifestMetadata(_Camel):
@@ -111,21 +117,6 @@ class Manifest(_Camel):
     shopify: ManifestShopify | None = None
 
 
-def _file(asset: Asset, providers: dict[str, str]) -> ManifestFile:
-    return ManifestFile(
-        key=asset.key,
-        width=asset.width,
-        height=asset.height,
-        bytes=asset.bytes,
-        content_type=asset.content_type,
-        sha256=asset.sha256,
-        variant=asset.variant,
-        size=asset.size,
-        format=asset.format,
-        provider=providers.get(asset.kind),
-    )
-
-
 def build_manifest(
     *,
     sku: str,
@@ -146,9 +137,10 @@ def build_manifest(
     by_kind: dict[str, list[ManifestFile]] = {kind: [] for kind in AssetKind}
     per_variant = _background_providers(steps)
     for asset in sorted(assets, key=lambda a: (a.variant or 0, a.key)):
-        entry = _file(asset, {k.value: v for k, v in providers.items() if v})
+        provider = providers.get(asset.kind)
         if asset.kind == AssetKind.BACKGROUND and asset.variant in per_variant:
-            entry = entry.model_copy(update={"provider": per_variant[asset.variant]})
+            provider = per_variant[asset.variant]
+        entry = ManifestFile.model_validate(asset).model_copy(update={"provider": provider})
         by_kind[asset.kind].append(entry)
     original = by_kind[AssetKind.ORIGINAL][:1]
     group = ManifestAssets(
@@ -172,7 +164,7 @@ def build_manifest(
         theme=theme,
         timestamp=timestamp,
         assets=group,
-        steps=[_step(row) for row in steps],
+        steps=[ManifestStep.model_validate(row) for row in steps],
         metadata=ManifestMetadata(
             total_assets=len(counted),
             total_file_size=sum(f.bytes for f in counted),
@@ -186,9 +178,10 @@ def _provider(steps: Sequence[JobStep], step: str) -> str | None:
     return next((row.provider for row in steps if row.step == step and row.provider), None)
 
 
-def _details(row: JobStep) -> dict[str, object] | None:
+def _details(text: str | None) -> dict[str, object] | None:
+    """A step row's ``details`` JSON as an object; None when absent or not an object."""
     try:
-        details = json.loads(row.details) if row.details else None
+        details = json.loads(text) if text else None
     except json.JSONDecodeError:
         return None
     return details if isinstance(details, dict) else None
@@ -197,7 +190,7 @@ def _details(row: JobStep) -> dict[str, object] | None:
 def _background_providers(steps: Sequence[JobStep]) -> dict[int, str]:
     """Variant → provider, when the background step rendered variants with different ones."""
     row = next((r for r in steps if r.step == "generate_backgrounds"), None)
-    by_variant = (_details(row) or {}).get("by_variant") if row is not None else None
+    by_variant = (_details(row.details) or {}).get("by_variant") if row is not None else None
     if not isinstance(by_variant, dict):
         return {}
     return {
@@ -205,16 +198,3 @@ def _background_providers(steps: Sequence[JobStep]) -> dict[int, str]:
         for n, entry in by_variant.items()
         if str(n).isdigit() and isinstance(entry, dict) and entry.get("provider")
     }
-
-
-def _step(row: JobStep) -> ManifestStep:
-    return ManifestStep(
-        step=row.step,
-        variant=row.variant,
-        state=row.state,
-        ms=row.duration_ms,
-        cost_usd=row.cost_usd,
-        provider=row.provider,
-        attempts=row.attempts,
-        details=_details(row),
-    )

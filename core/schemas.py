@@ -1,4 +1,4 @@
-"""Non-table models: the validated job request and the read models of the CLI, API and dashboard."""
+"""Non-table models: the validated job request, the camelCase base, the CLI and API views."""
 
 from __future__ import annotations
 
@@ -7,12 +7,14 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
+from pydantic.alias_generators import to_camel
 
 __all__ = [
     "NAME_PATTERN",
     "SHA256_PATTERN",
     "AssetView",
+    "CamelModel",
     "ImageJobSpec",
     "JobView",
     "StepView",
@@ -65,20 +67,30 @@ class ImageJobSpec(BaseModel):
         return value
 
 
-class StepView(BaseModel):
+class CamelModel(BaseModel):
+    """Base of every model published as JSON (API, ``--json``, manifest): the one camelCase rule.
+
+    Fields are snake_case in Python and camelCase in JSON (``model_dump(by_alias=True)``);
+    either name is accepted on input, and ``from_attributes`` reads a table row directly.
+    """
+
+    model_config = ConfigDict(from_attributes=True, alias_generator=to_camel, populate_by_name=True)
+
+
+class StepView(CamelModel):
     """One step row as shown by the CLI (--json) and the API."""
 
     step: str
     variant: int = 0
     state: str
     attempts: int
-    ms: float | None = None
-    cost_usd: float = Field(0.0, serialization_alias="costUsd")
+    ms: float | None = Field(None, validation_alias="duration_ms")
+    cost_usd: float = 0.0
     provider: str | None = None
     error: str | None = None
 
 
-class AssetView(BaseModel):
+class AssetView(CamelModel):
     """One stored asset of a job."""
 
     kind: str
@@ -89,23 +101,24 @@ class AssetView(BaseModel):
     width: int | None = None
     height: int | None = None
     bytes: int = 0
-    content_type: str = Field(serialization_alias="contentType")
+    content_type: str
 
 
-class JobView(BaseModel):
+class JobView(CamelModel):
     """A job with its steps and assets."""
 
-    job_id: uuid.UUID = Field(serialization_alias="jobId")
+    # Read from a ``Job`` row: the id is its ``id``, ``ms`` its ``duration_ms``.
+    job_id: uuid.UUID = Field(validation_alias=AliasChoices("id", "jobId"))
     sku: str
     sha256: str
     theme: str
     status: str
     error: str | None = None
-    error_step: str | None = Field(None, serialization_alias="errorStep")
-    manifest_key: str | None = Field(None, serialization_alias="manifestKey")
-    flow_run_id: str | None = Field(None, serialization_alias="flowRunId")
-    cost_usd: float = Field(0.0, serialization_alias="costUsd")
-    ms: float | None = None
-    created_at: datetime = Field(serialization_alias="createdAt")
+    error_step: str | None = None
+    manifest_key: str | None = None
+    flow_run_id: str | None = None
+    cost_usd: float = 0.0
+    ms: float | None = Field(None, validation_alias="duration_ms")
+    created_at: datetime
     steps: list[StepView] = []
     assets: list[AssetView] = []

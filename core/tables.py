@@ -2,6 +2,13 @@
 
 Prefect stays the source of truth for runs; these rows are what the webhook, the CLI and the
 dashboard read. Schema changes go through a migration in ``core/migrations``.
+
+Each table's columns are declared once, on a base without ``table=True`` (``JobBase``,
+``JobStepBase``, ``AssetBase``). The table adds its keys and constraints; the models that carry
+rows elsewhere (the asset record a step reports, the dashboard's rows) derive from the same base
+and ``RowModel``, so a new column reaches them without another edit. The models of an external
+contract (the API's views, the manifest: ``core.schemas.CamelModel``) list the columns they
+publish, in their published order, and read them from a row with ``from_attributes``.
 """
 
 from __future__ import annotations
@@ -10,6 +17,7 @@ import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
 
+from pydantic import field_validator
 from sqlalchemy import (
     Boolean,
     Column,
@@ -26,10 +34,14 @@ from sqlmodel import Field, SQLModel
 __all__ = [
     "STATUS_ORDER",
     "Asset",
+    "AssetBase",
     "AssetKind",
     "Job",
+    "JobBase",
     "JobStatus",
     "JobStep",
+    "JobStepBase",
+    "RowModel",
     "Step",
     "StepState",
     "as_utc",
@@ -111,19 +123,27 @@ class AssetKind(StrEnum):
     MANIFEST = "manifest"
 
 
+class RowModel(SQLModel):
+    """Mixed into a column base, a model that carries a row's values outside the database.
+
+    Frozen, and its times are aware and in UTC (SQLite hands back naive ones that are UTC).
+    ``Model.model_validate(row)`` copies a row; see ``dashboard.models`` and ``core.jobs``.
+    """
+
+    model_config = {"frozen": True}
+
+    @field_validator("*")
+    @classmethod
+    def _utc(cls, value: object) -> object:
+        return as_utc(value) if isinstance(value, datetime) else value
+
+
 def _tz_column(nullable: bool = True) -> Column[datetime]:
     return Column(DateTime(timezone=True), nullable=nullable)
 
 
-class Job(SQLModel, table=True):
-    """One (sku, sha256, theme): one image through the pipeline."""
-
-    __tablename__ = "job"
-    __table_args__ = (
-        UniqueConstraint("sku", "sha256", "theme", name="uq_job_sku_sha256_theme"),
-        Index("ix_job_status_created", "status", "created_at"),
-        Index("ix_job_dispatch_pending", "dispatch_pending", "created_at"),
-    )
+class JobBase(SQLModel):
+    """The columns of a job, its id included (the id is the job's public name)."""
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     sku: str = Field(max_length=64, index=True)
@@ -157,15 +177,29 @@ class Job(SQLModel, table=True):
         default=0, sa_column=Column(Integer, nullable=False, server_default="0")
     )
 
+    @property
+    def duration_ms(self) -> float | None:
+        """Wall time from start to finish in milliseconds, when both are known."""
+        if self.started_at is None or self.finished_at is None:
+            return None
+        elapsed = as_utc(self.finished_at) - as_utc(self.started_at)
+        return round(elapsed.total_seconds() * 1000, 1)
 
-class JobStep(SQLModel, table=True):
-    """One step of one job; mapped steps (composite, derivatives) have one row per variant."""
 
-    __tablename__ = "job_step"
-    __table_args__ = (UniqueConstraint("job_id", "step", "variant", name="uq_step_job_variant"),)
+class Job(JobBase, table=True):
+    """One (sku, sha256, theme): one image through the pipeline."""
 
-    id: int | None = Field(default=None, primary_key=True)
-    job_id: uuid.UUID = Field(foreign_key="job.id", index=True, ondelete="CASCADE")
+    __tablename__ = "job"
+    __table_args__ = (
+        UniqueConstraint("sku", "sha256", "theme", name="uq_job_sku_sha256_theme"),
+        Index("ix_job_status_created", "status", "created_at"),
+        Index("ix_job_dispatch_pending", "dispatch_pending", "created_at"),
+    )
+
+
+class JobStepBase(SQLModel):
+    """The columns of a step row, without its row id and job."""
+
     step: Step = Field(sa_type=String(32))
     variant: int = 0
     state: StepState = Field(default=StepState.PENDING, sa_type=String(16))
@@ -179,14 +213,19 @@ class JobStep(SQLModel, table=True):
     details: str | None = Field(default=None, sa_column=Column(Text))
 
 
-class Asset(SQLModel, table=True):
-    """One object in the store that a job produced or reused."""
+class JobStep(JobStepBase, table=True):
+    """One step of one job; mapped steps (composite, derivatives) have one row per variant."""
 
-    __tablename__ = "asset"
-    __table_args__ = (UniqueConstraint("job_id", "key", name="uq_asset_job_key"),)
+    __tablename__ = "job_step"
+    __table_args__ = (UniqueConstraint("job_id", "step", "variant", name="uq_step_job_variant"),)
 
     id: int | None = Field(default=None, primary_key=True)
     job_id: uuid.UUID = Field(foreign_key="job.id", index=True, ondelete="CASCADE")
+
+
+class AssetBase(SQLModel):
+    """The columns that describe a stored file: everything of an asset row but its ids and time."""
+
     kind: AssetKind = Field(sa_type=String(16))
     key: str = Field(sa_column=Column(Text, nullable=False))
     variant: int | None = None
@@ -197,4 +236,14 @@ class Asset(SQLModel, table=True):
     bytes: int = 0
     content_type: str = Field(max_length=64)
     sha256: str | None = Field(default=None, max_length=64)
+
+
+class Asset(AssetBase, table=True):
+    """One object in the store that a job produced or reused."""
+
+    __tablename__ = "asset"
+    __table_args__ = (UniqueConstraint("job_id", "key", name="uq_asset_job_key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    job_id: uuid.UUID = Field(foreign_key="job.id", index=True, ondelete="CASCADE")
     created_at: datetime = Field(default_factory=utcnow, sa_column=_tz_column(False))

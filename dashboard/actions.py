@@ -98,9 +98,9 @@ def rerun_job(detail: JobDetail, settings: Settings, *, force: bool = False) -> 
     ref = JobRef(
         id=job.id,
         sku=job.sku,
-        sha256=detail.sha256,
+        sha256=job.sha256,
         theme=job.theme,
-        source_url=detail.source_url,
+        source_url=job.source_url,
         finished_at=job.finished_at,
     )
     from prefect.exceptions import PrefectException

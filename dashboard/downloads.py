@@ -112,7 +112,7 @@ def assets_card(detail: JobDetail, ref: StoreRef) -> None:
         action.download_button(
             "Download all (.zip)",
             data=partial(zip_assets, detail, ref),
-            file_name=f"{job.sku}-{detail.sha256[:12]}-{job.theme}.zip",
+            file_name=f"{job.sku}-{job.sha256[:12]}-{job.theme}.zip",
             mime="application/zip",
             key="download-all",
             on_click="ignore",

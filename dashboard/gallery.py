@@ -114,11 +114,11 @@ def _original(detail: JobDetail, ref: StoreRef) -> None:
         _tile(originals[0], ref, _caption(originals[0], "Original"), max_side=560)
     with facts:
         asset = originals[0]
-        st.markdown(f"**Source** {md_code(redact_url(detail.source_url))}")
+        st.markdown(f"**Source** {md_code(redact_url(detail.job.source_url))}")
         st.markdown(f"**Stored** {md_code(asset.key)}")
         st.markdown(f"**Format** {md_text(asset.format or asset.content_type)} · {asset.pixels}")
         st.markdown(f"**Size** {human_bytes(asset.bytes)}")
-        st.markdown(f"**SHA-256** {md_code(detail.sha256)}")
+        st.markdown(f"**SHA-256** {md_code(detail.job.sha256)}")
 
 
 def _cutout_mask(detail: JobDetail, ref: StoreRef) -> None:

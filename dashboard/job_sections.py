@@ -29,7 +29,7 @@ def rerun_key(detail: JobDetail) -> str:
 
 
 def _stalled(detail: JobDetail) -> bool:
-    updated = detail.updated_at
+    updated = detail.job.updated_at
     return detail.job.running and updated is not None and utcnow() - updated > STALL_AFTER
 
 
@@ -132,15 +132,15 @@ def header(detail: JobDetail) -> None:
     with actions:
         _actions(detail)
     started = job.started_at.strftime("%Y-%m-%d %H:%M:%S UTC") if job.started_at else "not started"
-    source = redact_url(detail.source_url)
+    source = redact_url(job.source_url)
     st.caption(
-        f"job {md_code(job.id)} · sha256 {md_code(detail.sha256[:16])}… · source "
+        f"job {md_code(job.id)} · sha256 {md_code(job.sha256[:16])}… · source "
         f"{md_code(source)} · started {started} · took {human_ms(job.duration_ms)} · "
         f"cost {usd(job.cost_usd)}"
     )
     if _stalled(detail):
         st.warning(
-            f"No progress since {ago(detail.updated_at)}: the flow run may have crashed. "
+            f"No progress since {ago(job.updated_at)}: the flow run may have crashed. "
             "Check it in Prefect, or re-run the job.",
             icon=":material/hourglass_disabled:",
         )

@@ -1,13 +1,16 @@
-"""Plain, picklable read models the dashboard caches and renders (no database objects leak out)."""
+"""Plain, picklable read models the dashboard caches and renders (no database objects leak out).
+
+The job, step and asset rows derive from the tables' column bases (``core.tables``), copy a row
+with ``model_validate(row)`` and add only what the pages compute from it.
+"""
 
 from __future__ import annotations
 
 import math
-import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
-from core.tables import STATUS_ORDER, JobStatus, Step
+from core.tables import STATUS_ORDER, AssetBase, JobBase, JobStatus, JobStepBase, RowModel, Step
 
 __all__ = [
     "AssetRow",
@@ -19,21 +22,7 @@ __all__ = [
     "Overview",
     "StepRow",
     "StepStat",
-    "as_utc",
 ]
-
-
-def as_utc(moment: datetime | None) -> datetime | None:
-    """``moment`` as an aware UTC datetime; SQLite hands back naive values that are UTC already."""
-    if moment is None:
-        return None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
-def _elapsed_ms(started: datetime | None, finished: datetime | None) -> float | None:
-    if started is None or finished is None:
-        return None
-    return round((finished - started).total_seconds() * 1000, 1)
 
 
 @dataclass(frozen=True)
@@ -60,22 +49,8 @@ class JobFilter:
         return bool(self.statuses or self.sku.strip() or self.themes or self.date_from)
 
 
-@dataclass(frozen=True)
-class JobSummary:
-    """One row of the job table."""
-
-    id: uuid.UUID
-    sku: str
-    theme: str
-    status: str
-    cost_usd: float
-    created_at: datetime
-    started_at: datetime | None = None
-    finished_at: datetime | None = None
-    error: str | None = None
-    error_step: str | None = None
-    error_type: str | None = None
-    flow_run_id: str | None = None
+class JobSummary(RowModel, JobBase):
+    """One job (a row of the job table, the head of the job page)."""
 
     @property
     def step_number(self) -> int:
@@ -86,11 +61,6 @@ class JobSummary:
     def running(self) -> bool:
         """True while the job can still move forward."""
         return self.status not in (JobStatus.DONE, JobStatus.FAILED)
-
-    @property
-    def duration_ms(self) -> float | None:
-        """Wall time from start to finish, when both are known."""
-        return _elapsed_ms(self.started_at, self.finished_at)
 
 
 @dataclass(frozen=True)
@@ -152,21 +122,8 @@ class Overview:
         return sum(count for status, count in self.counts.items() if status in live)
 
 
-@dataclass(frozen=True)
-class StepRow:
+class StepRow(RowModel, JobStepBase):
     """One step (or one variant of a mapped step) of a job."""
-
-    step: str
-    variant: int
-    state: str
-    attempts: int
-    started_at: datetime | None
-    finished_at: datetime | None
-    duration_ms: float | None
-    cost_usd: float
-    provider: str | None
-    error: str | None
-    details: str | None
 
     @property
     def label(self) -> str:
@@ -179,20 +136,8 @@ class StepRow:
         return (list(Step).index(Step(self.step)), self.variant)
 
 
-@dataclass(frozen=True)
-class AssetRow:
+class AssetRow(RowModel, AssetBase):
     """One stored file of a job."""
-
-    kind: str
-    key: str
-    content_type: str
-    bytes: int
-    variant: int | None = None
-    size: str | None = None
-    format: str | None = None
-    width: int | None = None
-    height: int | None = None
-    sha256: str | None = None
 
     @property
     def name(self) -> str:
@@ -210,10 +155,6 @@ class JobDetail:
     """A job with its steps and assets, as the job page shows it."""
 
     job: JobSummary
-    sha256: str
-    source_url: str
-    manifest_key: str | None
-    updated_at: datetime | None
     steps: tuple[StepRow, ...]
     assets: tuple[AssetRow, ...]
 

@@ -21,17 +21,9 @@ from sqlmodel import Session, col, select
 from core import jobs
 from core.db import session_scope
 from core.errors import ConfigurationError
-from core.tables import Job, JobStep
+from core.tables import Job
 from core.urls import redact_url
-from dashboard.models import (
-    AssetRow,
-    JobDetail,
-    JobFilter,
-    JobPage,
-    JobSummary,
-    StepRow,
-    as_utc,
-)
+from dashboard.models import AssetRow, JobDetail, JobFilter, JobPage, JobSummary, StepRow
 
 __all__ = [
     "DashboardDataError",
@@ -89,20 +81,7 @@ def reading(database_url: str) -> Iterator[Session]:
 
 def job_summary(job: Job) -> JobSummary:
     """The job as a table row."""
-    return JobSummary(
-        id=job.id,
-        sku=job.sku,
-        theme=job.theme,
-        status=str(job.status),
-        cost_usd=job.cost_usd,
-        created_at=as_utc(job.created_at) or datetime.now(UTC),
-        started_at=as_utc(job.started_at),
-        finished_at=as_utc(job.finished_at),
-        error=job.error,
-        error_step=job.error_step,
-        error_type=job.error_type,
-        flow_run_id=job.flow_run_id,
-    )
+    return JobSummary.model_validate(job)
 
 
 def day_start(day: date) -> datetime:
@@ -172,22 +151,6 @@ def recent_jobs(database_url: str, limit: int = 20) -> list[JobSummary]:
         return [job_summary(job) for job in session.exec(query)]
 
 
-def _step_row(row: JobStep) -> StepRow:
-    return StepRow(
-        step=str(row.step),
-        variant=row.variant,
-        state=str(row.state),
-        attempts=row.attempts,
-        started_at=as_utc(row.started_at),
-        finished_at=as_utc(row.finished_at),
-        duration_ms=row.duration_ms,
-        cost_usd=row.cost_usd,
-        provider=row.provider,
-        error=row.error,
-        details=row.details,
-    )
-
-
 @st.cache_data(ttl=JOB_TTL_S, show_spinner=False, max_entries=64)
 def load_job(database_url: str, job_id: uuid.UUID) -> JobDetail | None:
     """The job with its steps and assets, or None if there is no such job."""
@@ -195,28 +158,10 @@ def load_job(database_url: str, job_id: uuid.UUID) -> JobDetail | None:
         job = jobs.get_job(session, job_id=job_id)
         if job is None:
             return None
-        steps = tuple(_step_row(row) for row in jobs.list_steps(session, job_id=job_id))
-        assets = tuple(
-            AssetRow(
-                kind=str(row.kind),
-                key=row.key,
-                content_type=row.content_type,
-                bytes=row.bytes,
-                variant=row.variant,
-                size=row.size,
-                format=row.format,
-                width=row.width,
-                height=row.height,
-                sha256=row.sha256,
-            )
-            for row in jobs.list_assets(session, job_id=job_id)
-        )
+        steps = jobs.list_steps(session, job_id=job_id)
+        assets = jobs.list_assets(session, job_id=job_id)
         return JobDetail(
             job=job_summary(job),
-            sha256=job.sha256,
-            source_url=job.source_url,
-            manifest_key=job.manifest_key,
-            updated_at=as_utc(job.updated_at),
-            steps=steps,
-            assets=assets,
+            steps=tuple(StepRow.model_validate(row) for row in steps),
+            assets=tuple(AssetRow.model_validate(row) for row in assets),
         )

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_core import PydanticCustomError
 
-from core.schemas import ImageJobSpec, is_valid_name
+from core.schemas import CamelModel, ImageJobSpec, is_valid_name
 
 __all__ = [
     "Accepted",
@@ -102,17 +102,17 @@ class ErrorBody(BaseModel):
     details: list[FieldError] | None = None
 
 
-class Accepted(BaseModel):
+class Accepted(CamelModel):
     """202: a new job; its flow run is created by the dispatcher shortly after."""
 
-    job_id: uuid.UUID = Field(serialization_alias="jobId")
+    job_id: uuid.UUID
     status: str = "created"
 
 
-class Duplicate(BaseModel):
+class Duplicate(CamelModel):
     """200: the same (sku, sha256, theme) was delivered before; nothing new starts."""
 
-    job_id: uuid.UUID = Field(serialization_alias="jobId")
+    job_id: uuid.UUID
     status: str
     duplicate: bool = True
 

@@ -218,7 +218,13 @@ def test_timeline_places_steps_on_one_axis_and_runs_a_running_step_to_now():
 
     def row(step, variant, start_s, ms, state="COMPLETED"):
         return StepRow(
-            step, variant, state, 1, t0 + timedelta(seconds=start_s), None, ms, 0.0, "x", None, None
+            step=step,
+            variant=variant,
+            state=state,
+            attempts=1,
+            started_at=t0 + timedelta(seconds=start_s),
+            duration_ms=ms,
+            provider="x",
         )
 
     steps = (
