@@ -95,14 +95,7 @@ def rerun_job(detail: JobDetail, settings: Settings, *, force: bool = False) -> 
     if problem:
         return RerunResult(error=problem)
     job = detail.job
-    ref = JobRef(
-        id=job.id,
-        sku=job.sku,
-        sha256=job.sha256,
-        theme=job.theme,
-        source_url=job.source_url,
-        finished_at=job.finished_at,
-    )
+    ref = JobRef.model_validate(job)
     from prefect.exceptions import PrefectException
 
     try:

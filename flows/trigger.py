@@ -1,20 +1,20 @@
 """Deployment names, and the single function that starts a ``process-image`` deployment run.
 
 Used by the webhook's dispatcher, the dashboard's re-run button and the CLI, which all may import
-this module; it imports nothing of this repository, and Prefect only when a run is started, so
-importing it stays cheap (no tasks, imaging, numpy or model runtime). Idempotency keys are
-permanent in Prefect: the first run of a job uses the job id, so a repeated dispatch can never
-start a second run; a deliberate re-run uses a key derived from the job's current state, so a
-double click starts one run, and a later re-run (after that one finished) starts another. A job
-queued again after its run crashed gets one new key per recovery.
+this module; of this repository it imports only the tables' column bases (``core.tables``), and
+Prefect only when a run is started, so importing it stays cheap (no tasks, imaging, numpy or
+model runtime). Idempotency keys are permanent in Prefect: the first run of a job uses the job
+id, so a repeated dispatch can never start a second run; a deliberate re-run uses a key derived
+from the job's current state, so a double click starts one run, and a later re-run (after that
+one finished) starts another. A job queued again after its run crashed gets one new key per
+recovery.
 """
 
 from __future__ import annotations
 
-import uuid
-from dataclasses import dataclass
-from datetime import datetime
 from typing import TYPE_CHECKING
+
+from core.tables import JobBase, RowModel
 
 if TYPE_CHECKING:
     from prefect.client.orchestration import PrefectClient
@@ -34,17 +34,11 @@ PROCESS_IMAGE_DEPLOYMENT = "process-image/default"
 BACKFILL_DEPLOYMENT = "backfill/default"
 
 
-@dataclass(frozen=True)
-class JobRef:
-    """What a deployment run needs to know about a job."""
+class JobRef(RowModel, JobBase):
+    """What a deployment run needs to know about a job: a snapshot of its row.
 
-    id: uuid.UUID
-    sku: str
-    sha256: str
-    theme: str
-    source_url: str
-    finished_at: datetime | None = None
-    recoveries: int = 0
+    ``JobRef.model_validate(job)`` takes it from a ``Job`` row or any model of one.
+    """
 
     def parameters(self, *, force: bool = False) -> dict[str, object]:
         """The flow parameters (readable in the Prefect UI; the flow loads the job by id)."""

@@ -132,15 +132,7 @@ def _claim(url: str) -> tuple[Session, JobRef, int] | None:
     if job is None:
         session.close()
         return None
-    ref = JobRef(
-        id=job.id,
-        sku=job.sku,
-        sha256=job.sha256,
-        theme=job.theme,
-        source_url=job.source_url,
-        recoveries=job.recoveries,
-    )
-    return session, ref, job.dispatch_attempts
+    return session, JobRef.model_validate(job), job.dispatch_attempts
 
 
 def _record_success(session: Session, job_id: uuid.UUID, flow_run_id: str) -> None:

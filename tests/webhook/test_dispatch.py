@@ -146,7 +146,7 @@ def test_dispatcher_restart_mid_queue_loses_and_duplicates_nothing(
     with session_scope(settings.database_url) as session:
         crashed = jobs.claim_next_dispatch(session)
         assert crashed is not None and str(crashed.id) == job_ids[2]
-        ref = JobRef(crashed.id, crashed.sku, crashed.sha256, crashed.theme, crashed.source_url)
+        ref = JobRef.model_validate(crashed)
     orphan_run = asyncio.run(trigger_job(ref))
 
     async def second_dispatcher() -> None:
