@@ -5,10 +5,12 @@ dashboard read. Schema changes go through a migration in ``core/migrations``.
 
 Each table's columns are declared once, on a base without ``table=True`` (``JobBase``,
 ``JobStepBase``, ``AssetBase``). The table adds its keys and constraints; the models that carry
-rows elsewhere (the asset record a step reports, the dashboard's rows) derive from the same base
-and ``RowModel``, so a new column reaches them without another edit. The models of an external
-contract (the API's views, the manifest: ``core.schemas.CamelModel``) list the columns they
-publish, in their published order, and read them from a row with ``from_attributes``.
+rows elsewhere (the asset record a step reports, the job a run is started for, the dashboard's
+rows) derive from the same base and ``RowModel``, so a new column reaches them without another
+edit. The models of an external contract (the API's views, the manifest: subclasses of
+``core.schemas.CamelModel``) name the columns they publish, in their published order, and read
+them from a row with ``from_attributes``. So a new column is one line here plus a migration,
+and one more line in the one contract that should publish it.
 """
 
 from __future__ import annotations
@@ -127,7 +129,8 @@ class RowModel(SQLModel):
     """Mixed into a column base, a model that carries a row's values outside the database.
 
     Frozen, and its times are aware and in UTC (SQLite hands back naive ones that are UTC).
-    ``Model.model_validate(row)`` copies a row; see ``dashboard.models`` and ``core.jobs``.
+    ``class AssetRecord(RowModel, AssetBase)`` declares one; ``AssetRecord.model_validate(row)``
+    copies a row.
     """
 
     model_config = {"frozen": True}
