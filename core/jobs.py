@@ -325,12 +325,11 @@ def record_assets(session: Session, *, job_id: uuid.UUID, assets: Iterable[Asset
     query = select(Asset).where(Asset.job_id == job_id, col(Asset.key).in_(keys))
     existing = {row.key: row for row in session.exec(query)}
     for record in records:
-        values = record.model_dump()
         row = existing.get(record.key)
         if row is None:
-            row = Asset(job_id=job_id, **values)
+            row = Asset.model_validate(record, update={"job_id": job_id})
         else:
-            row.sqlmodel_update(values)
+            row.sqlmodel_update(record)  # every column, defaults included
         session.add(row)
 
 

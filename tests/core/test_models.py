@@ -27,55 +27,7 @@ def sqlite_url(tmp_path: Path) -> str:
     return url
 
 
-def _job_with_a_step_and_an_asset(url: str) -> uuid.UUID:
-    spec = ImageJobSpec(sku="SKU-7", image_url="https://cdn.example/7.jpg", sha256=SHA)
-    with session_scope(url) as s:
-        job, _ = jobs.get_or_create_job(s, spec=spec)
-        jobs.step_finished(
-            s, job_id=job.id, step=Step.COMPOSITE, variant=2, duration_ms=12.34, cost_usd=0.5
-        )
-        record = jobs.AssetRecord(
-            kind=AssetKind.DERIVATIVE,
-            key="derivatives/SKU-7/x-2-hero.avif",
-            content_type="image/avif",
-            bytes=2048,
-            width=1200,
-            height=1100,
-            variant=2,
-            size="hero",
-            format="avif",
-            sha256=SHA,
-        )
-        jobs.record_assets(s, job_id=job.id, assets=[record])
-        jobs.fail_job(s, job_id=job.id, step="derivatives", error_type="X", message="boom")
-        job.flow_run_id = "run-1"
-        job.manifest_key = "manifests/SKU-7/m.json"
-        job.created_at, job.started_at, job.finished_at = T0, T0, T0.replace(second=7)
-        return job.id
-
-
-def test_api_job_view_json_is_pinned(sqlite_url: str) -> None:
-    job_id = _job_with_a_step_and_an_asset(sqlite_url)
-    with session_scope(sqlite_url) as s:
-        view = jobs.job_view(s, job_id=job_id)
-    assert view is not None
-    # As GET /api/jobs/{id} and `packshot process --json` write it (SQLite keeps naive times).
-    expected = (
-        f'{{"jobId": "{job_id}", "sku": "SKU-7", "sha256": "{SHA}", "theme": "default", '
-        '"status": "FAILED", "error": "boom", "errorStep": "derivatives", '
-        '"manifestKey": "manifests/SKU-7/m.json", "flowRunId": "run-1", "costUsd": 0.5, '
-        '"ms": 2000.0, "createdAt": "2026-01-02T03:04:05", '
-        '"steps": [{"step": "composite", "variant": 2, "state": "COMPLETED", "attempts": 0, '
-        '"ms": 12.3, "costUsd": 0.5, "provider": null, "error": null}], '
-        '"assets": [{"kind": "derivative", "key": "derivatives/SKU-7/x-2-hero.avif", '
-        '"variant": 2, "size": "hero", "format": "avif", "width": 1200, "height": 1100, '
-        '"bytes": 2048, "contentType": "image/avif"}]}'
-    )
-    assert json.dumps(view.model_dump(mode="json", by_alias=True)) == expected
-
-
-def _rows() -> tuple[list[Asset], list[JobStep]]:
-    job_id = uuid.uuid4()
+def _rows(job_id: uuid.UUID) -> tuple[list[Asset], list[JobStep]]:
     common = {"job_id": job_id, "content_type": "image/png", "width": 8, "height": 6}
     assets = [
         Asset(kind=AssetKind.ORIGINAL, key="originals/o.jpg", bytes=9, format="jpeg", **common),
@@ -107,8 +59,49 @@ def _rows() -> tuple[list[Asset], list[JobStep]]:
     return assets, steps
 
 
+def _stored_job(url: str) -> uuid.UUID:
+    """A failed job with the steps and assets of ``_rows``, recorded as the pipeline does."""
+    spec = ImageJobSpec(sku="SKU-7", image_url="https://cdn.example/7.jpg", sha256=SHA)
+    with session_scope(url) as s:
+        job, _ = jobs.get_or_create_job(s, spec=spec)
+        assets, steps = _rows(job.id)
+        s.add_all(steps)
+        records = [jobs.AssetRecord.model_validate(asset) for asset in assets]
+        jobs.record_assets(s, job_id=job.id, assets=records)
+        jobs.fail_job(s, job_id=job.id, step="derivatives", error_type="X", message="boom")
+        job.flow_run_id, job.manifest_key, job.cost_usd = "run-1", "manifests/SKU-7/m.json", 0.12
+        job.created_at, job.started_at, job.finished_at = T0, T0, T0.replace(second=7)
+        return job.id
+
+
+def test_api_job_view_json_is_pinned(sqlite_url: str) -> None:
+    job_id = _stored_job(sqlite_url)
+    with session_scope(sqlite_url) as s:
+        view = jobs.job_view(s, job_id=job_id)
+    assert view is not None
+    # As GET /api/jobs/{id} and `packshot process --json` write it (SQLite keeps naive times).
+    png = '"width": 8, "height": 6'
+    expected = (
+        f'{{"jobId": "{job_id}", "sku": "SKU-7", "sha256": "{SHA}", "theme": "default", '
+        '"status": "FAILED", "error": "boom", "errorStep": "derivatives", '
+        '"manifestKey": "manifests/SKU-7/m.json", "flowRunId": "run-1", "costUsd": 0.12, '
+        '"ms": 2000.0, "createdAt": "2026-01-02T03:04:05", "steps": ['
+        '{"step": "remove_background", "variant": 0, "state": "COMPLETED", "attempts": 2, '
+        '"ms": 40.5, "costUsd": 0.12, "provider": "freepik", "error": null}, '
+        '{"step": "generate_backgrounds", "variant": 0, "state": "SKIPPED", "attempts": 1, '
+        '"ms": 1.0, "costUsd": 0.0, "provider": "gradient", "error": null}], "assets": ['
+        '{"kind": "original", "key": "originals/o.jpg", "variant": null, "size": null, '
+        f'"format": "jpeg", {png}, "bytes": 9, "contentType": "image/png"}}, '
+        '{"kind": "cutout", "key": "cutouts/c.png", "variant": null, "size": null, '
+        f'"format": null, {png}, "bytes": 5, "contentType": "image/png"}}, '
+        '{"kind": "background", "key": "backgrounds/b-2.png", "variant": 2, "size": null, '
+        f'"format": null, {png}, "bytes": 3, "contentType": "image/png"}}]}}'
+    )
+    assert json.dumps(view.model_dump(mode="json", by_alias=True)) == expected
+
+
 def _manifest() -> Manifest:
-    assets, steps = _rows()
+    assets, steps = _rows(uuid.uuid4())
     return build_manifest(
         sku="SKU-7",
         sha256=SHA,
@@ -195,18 +188,19 @@ def test_a_manifest_read_back_is_written_again_byte_for_byte() -> None:
 
 
 def test_recording_an_asset_writes_and_rewrites_every_column(sqlite_url: str) -> None:
-    job_id = _job_with_a_step_and_an_asset(sqlite_url)
-    key = "derivatives/SKU-7/x-2-hero.avif"
-    smaller = jobs.AssetRecord(
-        kind=AssetKind.DERIVATIVE, key=key, content_type="image/webp", bytes=10, variant=2
-    )
+    job_id = _stored_job(sqlite_url)
+    cutout = _rows(job_id)[0][1]
+    with session_scope(sqlite_url) as s:
+        stored = s.exec(select(Asset).where(Asset.key == cutout.key)).one()
+        assert jobs.AssetRecord.model_validate(stored) == jobs.AssetRecord.model_validate(cutout)
+    smaller = jobs.AssetRecord(kind=cutout.kind, key=cutout.key, content_type="image/webp", bytes=4)
     with session_scope(sqlite_url) as s:
         jobs.record_assets(s, job_id=job_id, assets=[smaller])
     with session_scope(sqlite_url) as s:
-        row = s.exec(select(Asset).where(Asset.key == key)).one()
+        row = s.exec(select(Asset).where(Asset.key == cutout.key)).one()
         # Columns the new record leaves at their defaults are cleared, not kept from before.
         assert jobs.AssetRecord.model_validate(row) == smaller
-        assert (row.width, row.size, row.sha256, row.job_id) == (None, None, None, job_id)
+        assert (row.width, row.sha256, row.job_id) == (None, None, job_id)
 
 
 def test_the_migrations_create_exactly_the_tables_the_models_declare(sqlite_url: str) -> None:
