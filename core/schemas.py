@@ -12,6 +12,7 @@ from pydantic.alias_generators import to_camel
 
 __all__ = [
     "NAME_PATTERN",
+    "NAME_RULE",
     "SHA256_PATTERN",
     "AssetView",
     "CamelModel",
@@ -22,16 +23,23 @@ __all__ = [
 ]
 
 NAME_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
-# SKUs and theme names become parts of storage keys: this one rule is used everywhere.
+# SKUs and theme names become parts of storage keys: this one rule is used everywhere. "." and
+# ".." match the characters but are path steps, not names (`originals/../…`).
 _NAME_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
+_PATH_STEPS = frozenset({".", ".."})
+NAME_RULE = "must be 1 to 64 characters from A-Z, a-z, 0-9, '.', '_' and '-', other than . or .."
 SHA256_PATTERN = r"^[0-9a-fA-F]{64}$"
 
-Name = Annotated[str, Field(pattern=NAME_PATTERN, description="[A-Za-z0-9._-]{1,64}")]
+Name = Annotated[str, Field(pattern=NAME_PATTERN, description="[A-Za-z0-9._-]{1,64}, not . or ..")]
 
 
 def is_valid_name(value: str) -> bool:
-    """True when ``value`` may be a SKU or a theme name (the whole string, no trailing newline)."""
-    return _NAME_RE.fullmatch(value) is not None
+    """True when ``value`` may be a SKU or a theme name (the whole string, no trailing newline).
+
+    >>> [is_valid_name(v) for v in ("SKU-1.a", "...", "..", ".", "a/b", "x" * 65)]
+    [True, True, False, False, False, False]
+    """
+    return _NAME_RE.fullmatch(value) is not None and value not in _PATH_STEPS
 
 
 class ImageJobSpec(BaseModel):
@@ -52,6 +60,13 @@ class ImageJobSpec(BaseModel):
     def _as_text(cls, value: object) -> object:
         # `prefect deployment run --param sku=12345` hands us an int: a SKU is always text.
         return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+    @field_validator("sku", "theme")
+    @classmethod
+    def _not_a_path_step(cls, value: str) -> str:
+        if not is_valid_name(value):  # the pattern has passed: only "." and ".." are left
+            raise ValueError(NAME_RULE)
+        return value
 
     @field_validator("sha256")
     @classmethod

@@ -15,7 +15,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from core.errors import ConfigurationError, InputError
-from core.schemas import is_valid_name
+from core.schemas import NAME_RULE, is_valid_name
 from imaging.background import GradientStop
 from imaging.composite import Shadow
 
@@ -108,7 +108,7 @@ class Theme(_Model):
     @classmethod
     def _check_name(cls, name: str) -> str:
         if not is_valid_name(name):
-            raise ValueError("theme name must match [A-Za-z0-9._-]{1,64}")
+            raise ValueError(f"theme name {NAME_RULE}")
         return name
 
 

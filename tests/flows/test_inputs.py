@@ -154,6 +154,8 @@ def test_bad_sku_and_theme_are_usage_errors(tmp_path: Path) -> None:
     path = _write(tmp_path, "a.jpg", jpeg_bytes(product_photo()))
     code, doc = _run(path, "--sku", "has space")
     assert code == 2 and "sku" in doc["_out"]
+    code, doc = _run(path, "--sku", "..")
+    assert code == 2 and "other than . or .." in doc["_out"]
     code, doc = _run(path, "--sku", "OK", "--theme", "nope")
     assert code == 2 and "unknown theme" in doc["_out"]
 

@@ -273,6 +273,9 @@ BAD_FIELDS = [
     ("sku", {"sku": "abc\n"}),
     ("sku", {"sku": None}),
     ("sku", {"sku": "ü"}),
+    ("sku", {"sku": "."}),
+    ("sku", {"sku": ".."}),
+    ("theme", {"theme": ".."}),
     ("theme", {"theme": "Sum mer"}),
     ("theme", {"theme": "t" * 65}),
     ("theme", {"theme": "unknown-theme"}),
@@ -285,6 +288,12 @@ BAD_FIELDS = [
     ("imageUrl", {"imageUrl": "https:///nohost.jpg"}),
     ("imageUrl", {"imageUrl": "https://cdn.example/a b.jpg"}),
     ("imageUrl", {"imageUrl": 42}),
+    ("imageUrl", {"imageUrl": "http://host:99999/a.jpg"}),
+    ("imageUrl", {"imageUrl": "http://host:0/a.jpg"}),
+    ("imageUrl", {"imageUrl": "http://host:port/a.jpg"}),
+    ("imageUrl", {"imageUrl": "http://[::1/a.jpg"}),
+    ("imageUrl", {"imageUrl": "http://cdn..example/a.jpg"}),
+    ("imageUrl", {"imageUrl": "http://999.1.1.1/a.jpg"}),
 ]
 
 
@@ -298,6 +307,34 @@ def test_invalid_field_is_422_with_the_field_named(live: LiveApp, field: str, ch
     assert doc["error"] == "invalid_payload"
     assert [d["field"] for d in doc["details"]] == [field]
     assert doc["details"][0]["message"]
+
+
+def test_invalid_port_is_422_every_time_and_nothing_is_stored(live: LiveApp) -> None:
+    """Was a 500 after the job was committed, again on every redelivery (a retry loop)."""
+    doc = event(17, imageUrl="http://user:pw@cdn.example:99999/a.jpg?token=very-secret-token")
+    for _delivery in range(2):
+        response = live.post(doc)
+        assert response.status_code == 422
+        assert response.json()["details"] == [
+            {
+                "field": "imageUrl",
+                "message": "has an invalid port (must be a number from 1 to 65535)",
+            }
+        ]
+    assert live.backlog() == 0
+
+
+def test_sku_dot_dot_is_422_naming_the_rule(live: LiveApp) -> None:
+    response = live.post(event(18, sku=".."))
+    assert response.status_code == 422
+    assert response.json()["details"] == [
+        {
+            "field": "sku",
+            "message": "must be 1 to 64 characters from A-Z, a-z, 0-9, '.', '_' and '-', "
+            "other than . or ..",
+        }
+    ]
+    assert live.post(event(18, sku="...")).status_code == 202  # dots among others are a name
 
 
 @pytest.mark.parametrize("missing", ["sku", "imageUrl", "sha256"])
