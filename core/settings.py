@@ -211,7 +211,22 @@ class Settings(BaseSettings):
         False, description="Accept local file paths as sources (set by `packshot process` only)."
     )
     download_connect_timeout: float = Field(5.0, gt=0, description="Seconds to connect.")
-    download_read_timeout: float = Field(30.0, gt=0, description="Seconds between bytes.")
+    download_read_timeout: float = Field(
+        30.0, gt=0, description="Seconds to wait for the answer's headers (and between bytes)."
+    )
+    download_deadline_s: float = Field(
+        60.0,
+        gt=0,
+        le=150,
+        description="Seconds one source download may take in all (connect, redirects, body); "
+        "past it the job fails as bad input. At most 150: the download step times out at 180.",
+    )
+    download_min_rate_bps: int = Field(
+        20_000,
+        ge=0,
+        description="Slowest accepted source, bytes per second over any 5 s of the body "
+        "(0: no minimum); a slower source fails the job at once, without retries.",
+    )
     max_redirects: int = Field(3, ge=0, le=10, description="Redirects followed on download.")
 
     # --- rendering and steps -----------------------------------------------------------------

@@ -6,7 +6,6 @@ import hashlib
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import httpx
 from prefect import task
 from pydantic import BaseModel
 
@@ -51,10 +50,12 @@ def _fetch_bytes(source: str) -> bytes:
             max_bytes=s.max_source_bytes,
             max_redirects=s.max_redirects,
             allow_private=s.allow_private_sources,
+            connect_timeout_s=s.download_connect_timeout,
+            read_timeout_s=s.download_read_timeout,
+            deadline_s=s.download_deadline_s,
+            min_rate_bps=s.download_min_rate_bps,
         )
-        timeout = httpx.Timeout(s.download_read_timeout, connect=s.download_connect_timeout)
-        with httpx.Client(timeout=timeout, headers={"user-agent": "packshot"}) as client:
-            return download_source(client, source, policy).data
+        return download_source(source, policy).data
     if s.allow_local_sources and scheme in ("", "file"):
         return _read_local(source, s.max_source_bytes)
     if scheme in ("", "file"):

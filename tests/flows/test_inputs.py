@@ -213,6 +213,23 @@ def test_timeouts_are_retried_then_fail_with_exit_1(monkeypatch: pytest.MonkeyPa
     assert download["attempts"] == 3 and download["state"] == "FAILED"
 
 
+def test_a_source_too_slow_fails_once_with_exit_2(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A source dripping bytes is bad input: one attempt, ended by the download deadline."""
+    monkeypatch.setenv("PACKSHOT_DOWNLOAD_DEADLINE_S", "0.5")
+    monkeypatch.setenv("PACKSHOT_STEP_RETRIES", "2")
+    from core.settings import get_settings
+
+    get_settings.cache_clear()
+    script = Script()
+    script.add("/drip.jpg", Reply(200, b"x" * 1000, drip=0.02))
+    with serve(script) as base:
+        code, doc = _run(f"{base}/drip.jpg", "--sku", "DRIP", "--sha256", "1" * 64)
+    assert code == 2 and "download exceeded 0.5 s" in (doc.get("error") or "")
+    assert script.hits["/drip.jpg"] == 1
+    download = next(s for s in doc["steps"] if s["step"] == "download")
+    assert download["attempts"] == 1 and download["state"] == "FAILED"
+
+
 def test_human_output_has_the_step_table(tmp_path: Path) -> None:
     path = _write(tmp_path, "a.jpg", jpeg_bytes(product_photo()))
     result = runner.invoke(app, ["process", path, "--sku", "HUMAN"], catch_exceptions=False)

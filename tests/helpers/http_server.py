@@ -12,12 +12,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 @dataclass
 class Reply:
-    """One scripted answer."""
+    """One scripted answer; with ``drip`` set, the body goes out one byte per ``drip`` seconds."""
 
     status: int = 200
     body: bytes = b""
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
+    drip: float = 0.0
 
 
 @dataclass
@@ -55,7 +56,11 @@ class _Handler(BaseHTTPRequestHandler):
                 self.send_header(name, value)
             self.send_header("Content-Length", str(len(reply.body)))
             self.end_headers()
-            self.wfile.write(reply.body)
+            if not reply.drip:
+                self.wfile.write(reply.body)
+            for index in range(len(reply.body) if reply.drip else 0):
+                self.wfile.write(reply.body[index : index + 1])
+                time.sleep(reply.drip)
         except (BrokenPipeError, ConnectionResetError):
             pass
 
