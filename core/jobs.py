@@ -11,10 +11,12 @@ import json
 import uuid
 from collections.abc import Iterable
 from datetime import datetime
+from typing import Any, Literal, cast
 
-from sqlalchemy import Table, func, or_, true
+from sqlalchemy import Table, func, or_, true, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -35,6 +37,7 @@ from core.tables import utcnow as _now
 
 __all__ = [
     "AssetRecord",
+    "Enqueued",
     "advance_status",
     "claim_next_dispatch",
     "count_pending_dispatch",
@@ -98,13 +101,32 @@ def get_or_create_job(session: Session, *, spec: ImageJobSpec) -> tuple[Job, boo
     return job, True
 
 
-def enqueue_job(session: Session, *, spec: ImageJobSpec) -> tuple[uuid.UUID, bool, str]:
-    """The webhook's insert: ``(job id, created, status)`` for (sku, sha256, theme).
+@dataclass(frozen=True)
+class Enqueued:
+    """What a webhook delivery did to the job of its (sku, sha256, theme).
 
-    A new job is inserted waiting for the dispatcher; an existing one is returned unchanged.
-    One ``INSERT … ON CONFLICT DO NOTHING`` lets the unique constraint decide, so racing
-    deliveries end on one row, as with ``get_or_create_job``, at under half its CPU (no ORM
-    object, no savepoint): the webhook answers from here.
+    ``outcome`` is ``created`` (a new job), ``requeued`` (the job had FAILED: a new attempt
+    waits for the dispatcher) or ``duplicate`` (nothing changed); ``status`` is the job's now.
+    """
+
+    job_id: uuid.UUID
+    outcome: Literal["created", "requeued", "duplicate"]
+    status: str
+
+    @property
+    def queued(self) -> bool:
+        """A flow run is to be created for this delivery."""
+        return self.outcome != "duplicate"
+
+
+def enqueue_job(session: Session, *, spec: ImageJobSpec) -> Enqueued:
+    """The webhook's write for (sku, sha256, theme): insert, requeue a FAILED job, or nothing.
+
+    A new job is inserted waiting for the dispatcher. An existing FAILED job is queued again
+    with the delivery's URL (a sender that fixed the URL delivers again); any other existing
+    job is returned unchanged. One ``INSERT … ON CONFLICT DO NOTHING`` lets the unique
+    constraint decide, so racing deliveries end on one row, as with ``get_or_create_job``,
+    at under half its CPU (no ORM object, no savepoint): the webhook answers from here.
     """
     if spec.sha256 is None:
         raise ValueError("a job needs the image's sha256")
@@ -132,12 +154,48 @@ def enqueue_job(session: Session, *, spec: ImageJobSpec) -> tuple[uuid.UUID, boo
     )
     inserted = session.execute(statement).first()
     if inserted is not None:
-        return inserted[0], True, JobStatus.NEW.value
+        return Enqueued(inserted[0], "created", JobStatus.NEW.value)
     query = select(table.c.id, table.c.status).where(
         table.c.sku == spec.sku, table.c.sha256 == spec.sha256, table.c.theme == spec.theme
     )
-    found = session.execute(query).one()
-    return found[0], False, str(found[1])
+    job_id, status = session.execute(query).one()
+    if status == JobStatus.FAILED.value:
+        if _requeue_failed(session, job_id, spec.image_url):
+            return Enqueued(job_id, "requeued", JobStatus.NEW.value)
+        status = session.execute(query).one()[1]  # a racing delivery requeued it first
+    return Enqueued(job_id, "duplicate", str(status))
+
+
+def _requeue_failed(session: Session, job_id: uuid.UUID, source_url: str) -> bool:
+    """Queue a new attempt of the FAILED job ``job_id`` from ``source_url``.
+
+    One conditional UPDATE: of racing deliveries only one finds the job still FAILED, so one
+    attempt is queued. The attempt gets its own idempotency key (``redeliveries`` counts them,
+    see ``deployments.trigger.dispatch_key``) and a fresh crash-recovery budget.
+    """
+    table: Table = Job.__table__  # type: ignore[attr-defined]
+    statement = (
+        update(table)
+        .where(table.c.id == job_id, table.c.status == JobStatus.FAILED.value)
+        .values(
+            source_url=source_url,
+            status=JobStatus.NEW.value,
+            error=None,
+            error_step=None,
+            error_type=None,
+            finished_at=None,
+            flow_run_id=None,
+            dispatch_pending=True,
+            dispatch_attempts=0,
+            dispatch_error=None,
+            dispatch_next_at=None,
+            recoveries=0,
+            redeliveries=table.c.redeliveries + 1,
+            updated_at=_now(),
+        )
+    )
+    result = cast("CursorResult[Any]", session.execute(statement))  # an UPDATE's result
+    return result.rowcount == 1
 
 
 def set_flow_run(session: Session, *, job_id: uuid.UUID, flow_run_id: str) -> None:

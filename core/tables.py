@@ -179,6 +179,10 @@ class JobBase(SQLModel):
     recoveries: int = Field(
         default=0, sa_column=Column(Integer, nullable=False, server_default="0")
     )
+    # Times a delivery of the FAILED job queued a new attempt (each gets its own run).
+    redeliveries: int = Field(
+        default=0, sa_column=Column(Integer, nullable=False, server_default="0")
+    )
 
     @property
     def duration_ms(self) -> float | None:

@@ -7,7 +7,8 @@ model runtime). Idempotency keys are permanent in Prefect: the first run of a jo
 id, so a repeated dispatch can never start a second run; a deliberate re-run uses a key derived
 from the job's current state, so a double click starts one run, and a later re-run (after that
 one finished) starts another. A job queued again after its run crashed gets one new key per
-recovery.
+recovery, and a FAILED job delivered again one new key per
+delivery.
 """
 
 from __future__ import annotations
@@ -55,8 +56,18 @@ class JobRef(RowModel, JobBase):
 
 
 def dispatch_key(job: JobRef) -> str:
-    """Idempotency key of the webhook's run of ``job``: the job id, then one per crash recovery."""
-    return str(job.id) if job.recoveries == 0 else f"{job.id}:recover:{job.recoveries}"
+    """Idempotency key of the webhook's run of ``job``: the job id, then one per attempt.
+
+    A delivery of a FAILED job starts attempt ``redeliveries``; within an attempt each crash
+    recovery gets its own key. A repeated dispatch of the same attempt reuses the key, so it
+    never starts a second run.
+
+    >>> job = uuid.UUID(int=1)
+    >>> dispatch_key(JobRef(job, "S", "a" * 64, "default", "https://x/a.jpg", redeliveries=2))
+    '00000000-0000-0000-0000-000000000001:redeliver:2'
+    """
+    key = str(job.id) if job.redeliveries == 0 else f"{job.id}:redeliver:{job.redeliveries}"
+    return key if job.recoveries == 0 else f"{key}:recover:{job.recoveries}"
 
 
 def rerun_key(job: JobRef) -> str:

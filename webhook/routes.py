@@ -42,8 +42,9 @@ _ERRORS: dict[int | str, dict[str, object]] = {
 }
 
 
-def _store(url: str, spec: ImageJobSpec) -> tuple[uuid.UUID, bool, str]:
-    """Insert the job (waiting for dispatch) or find the existing one; one transaction."""
+def _store(url: str, spec: ImageJobSpec) -> jobs.Enqueued:
+    """Insert the job (waiting for dispatch), requeue it if it FAILED, or find it; one
+    transaction."""
     with session_scope(url) as session:
         return jobs.enqueue_job(session, spec=spec)
 
@@ -108,25 +109,26 @@ async def receive_image(request: Request, ctx: Context, body: RawBody) -> JSONRe
     _check_signature(request, ctx, body)
     event = _event(body, ctx)
     try:
-        job_id, created, status = await ctx.db.run(_store, ctx.db.url, event.to_spec())
+        stored = await ctx.db.run(_store, ctx.db.url, event.to_spec())
     except SQLAlchemyError as exc:
         log.error("delivery.db_unavailable", error=type(exc).__name__, sku=event.sku)
         raise _unavailable(exc, "database unavailable, deliver again") from None
-    if created and ctx.dispatcher is not None:
+    if stored.queued and ctx.dispatcher is not None:
         ctx.dispatcher.notify()
     log.info(
-        "delivery.created" if created else "delivery.duplicate",
-        job_id=str(job_id),
+        f"delivery.{stored.outcome}",
+        job_id=str(stored.job_id),
         sku=event.sku,
         theme=event.theme,
         sha256=event.sha256[:12],
         image_url=redact_url(event.image_url),
-        status=status,
+        status=stored.status,
         ms=round((time.perf_counter() - started) * 1000, 2),
     )
-    if created:
-        return JSONResponse({"jobId": str(job_id), "status": "created"}, status_code=202)
-    return JSONResponse({"jobId": str(job_id), "status": status, "duplicate": True})
+    job_id = str(stored.job_id)
+    if stored.queued:  # "created", or "requeued": a FAILED job tries again with this URL
+        return JSONResponse({"jobId": job_id, "status": stored.outcome}, status_code=202)
+    return JSONResponse({"jobId": job_id, "status": stored.status, "duplicate": True})
 
 
 @router.get(

@@ -90,6 +90,32 @@ def test_fifty_concurrent_identical_deliveries_make_one_job_and_one_flow_run(
         assert health["dispatcher"]["alive"] and health["dispatcher"]["dispatched"] == 1
 
 
+def test_a_failed_job_delivered_again_gets_a_new_run_with_its_own_key(
+    prefect_server: str, deployment_id: uuid.UUID
+) -> None:
+    settings = make_settings(dispatcher_enabled=True, prefect_api_url=prefect_server)
+    with serve_app(settings) as live:
+        job_id = live.post(event(60)).json()["jobId"]
+        live.wait_for(lambda: _flow_run_id(live, job_id) is not None)
+        first_run = _flow_run_id(live, job_id)
+        with session_scope(settings.database_url) as session:
+            jobs.fail_job(
+                session, job_id=uuid.UUID(job_id), step="download", error_type="E", message="x"
+            )
+        fixed = event(60, imageUrl="https://cdn.3jms.example/media/60-fixed.jpg")
+        assert live.post(fixed).json() == {"jobId": job_id, "status": "requeued"}
+        live.wait_for(lambda: _flow_run_id(live, job_id) not in (None, first_run))
+        second_run = _flow_run_id(live, job_id)
+        # Delivered again while the attempt waits or runs: no third run.
+        assert live.post(fixed).json()["duplicate"] is True
+        live.wait_for(lambda: live.backlog() == 0)
+    retry_key = f"{job_id}:redeliver:1"
+    runs = flow_runs_by_key(deployment_id, {job_id, retry_key})
+    assert runs == {job_id: [first_run], retry_key: [second_run]}
+    (job,) = [j for j in _all_jobs(settings) if str(j.id) == job_id]
+    assert job.source_url == fixed["imageUrl"] and job.redeliveries == 1
+
+
 def test_prefect_down_delays_dispatch_and_a_restart_loses_nothing(
     prefect_server: str, deployment_id: uuid.UUID
 ) -> None:
@@ -189,7 +215,7 @@ def test_a_missing_deployment_keeps_the_job_waiting(prefect_server: str) -> None
     upgrade_schema(settings.database_url)
     spec = ImageJobSpec(sku="NODEP", image_url="https://x.example/a.jpg", sha256=sha(301))
     with session_scope(settings.database_url) as session:
-        job_id, _, _ = jobs.enqueue_job(session, spec=spec)
+        job_id = jobs.enqueue_job(session, spec=spec).job_id
 
     async def once() -> object:
         async with Dispatcher(settings, deployment="process-image/absent") as dispatcher:
@@ -258,7 +284,7 @@ def test_a_job_prefect_refuses_waits_while_the_jobs_behind_it_go_on(
         url = "https://x.example/a.jpg?token=s3cret-token"
         spec = ImageJobSpec(sku=sku, image_url=url, sha256=sha(400 + n))
         with session_scope(settings.database_url) as session:
-            ids.append(jobs.enqueue_job(session, spec=spec)[0])
+            ids.append(jobs.enqueue_job(session, spec=spec).job_id)
 
     async def three() -> list:
         async with Dispatcher(settings, deployment="process-image/strict") as dispatcher:

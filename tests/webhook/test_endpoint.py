@@ -66,6 +66,29 @@ def test_new_image_is_202_and_the_same_image_again_is_200_duplicate(live: LiveAp
     assert job.source_url.endswith("?token=very-secret-token")
 
 
+def test_a_failed_job_delivered_again_is_queued_with_the_url_it_carries(live: LiveApp) -> None:
+    job_id = live.post(event(2)).json()["jobId"]
+    with session_scope(live.settings.database_url) as session:
+        jobs.fail_job(
+            session,
+            job_id=uuid.UUID(job_id),
+            step="download",
+            error_type="InputError",
+            message="image host answered HTTP 404",
+        )
+    fixed = event(2, imageUrl="https://cdn.3jms.example/media/2-fixed.jpg")
+    response = live.post(fixed)
+    assert response.status_code == 202
+    assert response.json() == {"jobId": job_id, "status": "requeued"}
+    doc = live.get(f"/api/jobs/{job_id}").json()
+    assert doc["status"] == "NEW" and doc["error"] is None and doc["flowRunId"] is None
+    assert _job(live, job_id).source_url == fixed["imageUrl"] and live.backlog() == 1
+    again = live.post(event(2))  # the new attempt is queued: anything more is a duplicate
+    assert again.status_code == 200
+    assert again.json() == {"jobId": job_id, "status": "NEW", "duplicate": True}
+    assert _job(live, job_id).source_url == fixed["imageUrl"]
+
+
 def test_numeric_sku_is_taken_as_text(live: LiveApp) -> None:
     response = live.post(event(2, sku=12345))
     assert response.status_code == 202

@@ -26,11 +26,13 @@ def _spec(n: int, **kw: object) -> ImageJobSpec:
 
 def test_enqueue_inserts_once_and_marks_the_job_waiting(db_url: str) -> None:
     with session_scope(db_url) as s:
-        job_id, created, status = jobs.enqueue_job(s, spec=_spec(1))
+        first = jobs.enqueue_job(s, spec=_spec(1))
     with session_scope(db_url) as s:
         again = jobs.enqueue_job(s, spec=_spec(1))
         cli_job, _ = jobs.get_or_create_job(s, spec=_spec(2))
-    assert created and status == "NEW" and again == (job_id, False, "NEW")
+    job_id = first.job_id
+    assert first == jobs.Enqueued(job_id, "created", "NEW")
+    assert again == jobs.Enqueued(job_id, "duplicate", "NEW")
     with Session(get_engine(db_url)) as s:
         job = s.get(Job, job_id)
         assert job is not None and job.dispatch_pending and job.dispatch_attempts == 0
@@ -40,7 +42,7 @@ def test_enqueue_inserts_once_and_marks_the_job_waiting(db_url: str) -> None:
 
 
 def test_racing_enqueues_end_on_one_row(db_url: str) -> None:
-    results: list[tuple[uuid.UUID, bool, str]] = []
+    results: list[jobs.Enqueued] = []
     barrier = threading.Barrier(8)
 
     def enqueue() -> None:
@@ -53,16 +55,79 @@ def test_racing_enqueues_end_on_one_row(db_url: str) -> None:
         t.start()
     for t in threads:
         t.join()
-    assert len({r[0] for r in results}) == 1 and sum(r[1] for r in results) == 1
+    assert len({r.job_id for r in results}) == 1
+    assert sorted(r.outcome for r in results) == ["created"] + ["duplicate"] * 7
     with Session(get_engine(db_url)) as s:
         assert len(s.exec(select(Job)).all()) == 1
+
+
+def _failed(db_url: str, n: int) -> uuid.UUID:
+    """A job the webhook accepted, dispatched, whose run then failed."""
+    with session_scope(db_url) as s:
+        job_id = jobs.enqueue_job(s, spec=_spec(n)).job_id
+        jobs.mark_dispatched(s, job_id=job_id, flow_run_id="run-1")
+        jobs.fail_job(s, job_id=job_id, step="download", error_type="InputError", message="404")
+    return job_id
+
+
+def test_a_failed_job_delivered_again_is_queued_with_the_url_it_carries(db_url: str) -> None:
+    job_id = _failed(db_url, 30)
+    fixed = _spec(30, image_url="https://cdn.example/30-fixed.jpg?token=t")
+    with session_scope(db_url) as s:
+        assert jobs.enqueue_job(s, spec=fixed) == jobs.Enqueued(job_id, "requeued", "NEW")
+    with session_scope(db_url) as s:  # the attempt is queued: again is a duplicate
+        assert jobs.enqueue_job(s, spec=_spec(30)) == jobs.Enqueued(job_id, "duplicate", "NEW")
+    with Session(get_engine(db_url)) as s:
+        job = s.get(Job, job_id)
+        assert job is not None and job.source_url == fixed.image_url
+        assert job.status == JobStatus.NEW and job.error is None and job.error_step is None
+        assert job.dispatch_pending and job.dispatch_attempts == 0 and job.flow_run_id is None
+        assert job.redeliveries == 1 and job.recoveries == 0 and job.finished_at is None
+        assert jobs.claim_next_dispatch(s) is not None
+
+
+def test_a_job_that_did_not_fail_stays_a_duplicate(db_url: str) -> None:
+    with session_scope(db_url) as s:
+        job_id = jobs.enqueue_job(s, spec=_spec(31)).job_id
+        jobs.mark_dispatched(s, job_id=job_id, flow_run_id="run-1")
+        jobs.finish_job(s, job_id=job_id, manifest_key="manifests/x.json")
+    other_url = _spec(31, image_url="https://cdn.example/other.jpg")
+    with session_scope(db_url) as s:
+        assert jobs.enqueue_job(s, spec=other_url) == jobs.Enqueued(job_id, "duplicate", "DONE")
+    with Session(get_engine(db_url)) as s:
+        job = s.get(Job, job_id)
+        assert job is not None and job.source_url == _spec(31).image_url
+        assert not job.dispatch_pending and job.redeliveries == 0
+
+
+def test_racing_redeliveries_of_a_failed_job_queue_one_attempt(db_url: str) -> None:
+    job_id = _failed(db_url, 32)
+    results: list[jobs.Enqueued] = []
+    barrier = threading.Barrier(6)
+
+    def enqueue(n: int) -> None:
+        barrier.wait()
+        with session_scope(db_url) as s:
+            spec = _spec(32, image_url=f"https://cdn.example/32-{n}.jpg")
+            results.append(jobs.enqueue_job(s, spec=spec))
+
+    threads = [threading.Thread(target=enqueue, args=(n,)) for n in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(r.outcome for r in results) == ["duplicate"] * 5 + ["requeued"]
+    assert {r.status for r in results} == {"NEW"}
+    with Session(get_engine(db_url)) as s:
+        job = s.get(Job, job_id)
+        assert job is not None and job.redeliveries == 1 and job.dispatch_pending
 
 
 def test_claim_oldest_due_first_then_record(db_url: str) -> None:
     ids = []
     for n in range(3):
         with session_scope(db_url) as s:
-            ids.append(jobs.enqueue_job(s, spec=_spec(10 + n))[0])
+            ids.append(jobs.enqueue_job(s, spec=_spec(10 + n)).job_id)
     later = utcnow() + timedelta(minutes=5)
     with session_scope(db_url) as s:
         jobs.mark_dispatch_failed(s, job_id=ids[0], error="ValueError: refused", retry_at=later)

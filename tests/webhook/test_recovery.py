@@ -35,7 +35,7 @@ def _settings(prefect_server: str, db_url: str, **overrides: object) -> Settings
 def _enqueue(settings: Settings, n: int) -> uuid.UUID:
     spec = ImageJobSpec(sku=f"CRASH-{n}", image_url="https://x.example/a.jpg", sha256=sha(n))
     with session_scope(settings.database_url) as session:
-        job_id, _, _ = jobs.enqueue_job(session, spec=spec)
+        job_id = jobs.enqueue_job(session, spec=spec).job_id
     return job_id
 
 
