@@ -9,10 +9,12 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["Settings", "configure", "get_settings"]
+__all__ = ["MIN_WEBHOOK_SECRET_CHARS", "Settings", "configure", "get_settings"]
 
 # Values people paste from examples instead of a real secret.
 _PLACEHOLDER_SECRETS = {"changeme", "change-me", "secret", "xxx", "your-api-key", "todo", "none"}
+# Shortest webhook secret the production profile accepts (a guessable HMAC key signs anything).
+MIN_WEBHOOK_SECRET_CHARS = 16
 
 _Port = Annotated[int, Field(ge=1, le=65535)]
 
@@ -20,8 +22,13 @@ _Port = Annotated[int, Field(ge=1, le=65535)]
 class Settings(BaseSettings):
     """Packshot configuration; each variable is ``PACKSHOT_`` + the upper-cased field name."""
 
+    # Errors never echo the input: a model-level error would print every secret given.
     model_config = SettingsConfigDict(
-        env_prefix="PACKSHOT_", env_file=".env", extra="ignore", validate_default=True
+        env_prefix="PACKSHOT_",
+        env_file=".env",
+        extra="ignore",
+        validate_default=True,
+        hide_input_in_errors=True,
     )
 
     # --- embedded defaults -------------------------------------------------------------------
@@ -142,10 +149,21 @@ class Settings(BaseSettings):
     )
 
     # --- webhook and stack -------------------------------------------------------------------
-    webhook_secret: SecretStr | None = Field(None, description="HMAC secret shared with 3JMS.")
+    webhook_secret: SecretStr | None = Field(
+        None,
+        description="HMAC secret shared with 3JMS; never blank, at least 16 characters in "
+        "production. Unset: deliveries are not signed (embedded profile only).",
+    )
     webhook_port: _Port = Field(8000, description="Port of the webhook in `packshot up`.")
     webhook_max_body_bytes: int = Field(
         65_536, ge=1024, le=10_000_000, description="Largest webhook body accepted (else 413)."
+    )
+    webhook_body_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        le=300,
+        description="Seconds a client has to send the whole request body once its headers "
+        "arrived (else 408 and the connection is closed).",
     )
     dispatcher_enabled: bool = Field(
         True, description="Run the flow-run dispatcher inside the webhook process."
@@ -237,19 +255,36 @@ class Settings(BaseSettings):
     retry_backoff_s: float = Field(2.0, ge=0, description="First retry delay; doubles each time.")
     log_level: str = Field("INFO", description="Log level of Packshot's own loggers.")
 
-    @field_validator(
-        "freepik_api_key", "shopify_access_token", "shopify_client_secret", "webhook_secret"
-    )
+    @field_validator("freepik_api_key", "shopify_access_token", "shopify_client_secret")
     @classmethod
     def _no_placeholder(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is None:
+        if value is None or not value.get_secret_value().strip():
             return None
-        raw = value.get_secret_value().strip()
-        if not raw:
-            return None
-        if raw.lower() in _PLACEHOLDER_SECRETS or raw.startswith("<"):
-            raise ValueError("is a placeholder, not a real secret")
+        _refuse_placeholder(value)
         return value
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _webhook_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        # Blank is not "unset": treating it so would turn signature checks off unnoticed.
+        if value is not None and not value.get_secret_value().strip():
+            raise ValueError(
+                "is blank: set a secret of at least "
+                f"{MIN_WEBHOOK_SECRET_CHARS} characters, or leave the variable unset"
+            )
+        if value is not None:
+            _refuse_placeholder(value)
+        return value
+
+    @model_validator(mode="after")
+    def _production_secret(self) -> Settings:
+        secret = self.webhook_secret.get_secret_value().strip() if self.webhook_secret else None
+        if self.profile == "production" and secret and len(secret) < MIN_WEBHOOK_SECRET_CHARS:
+            raise ValueError(
+                f"PACKSHOT_WEBHOOK_SECRET is shorter than {MIN_WEBHOOK_SECRET_CHARS} "
+                "characters, the least the production profile accepts"
+            )
+        return self
 
     @model_validator(mode="after")
     def _fill_defaults(self) -> Settings:
@@ -278,6 +313,12 @@ class Settings(BaseSettings):
     def prefect_home(self) -> Path:
         """PREFECT_HOME used by the embedded stack."""
         return (self.home / "prefect").resolve()
+
+
+def _refuse_placeholder(value: SecretStr) -> None:
+    raw = value.get_secret_value().strip()
+    if raw.lower() in _PLACEHOLDER_SECRETS or raw.startswith("<"):
+        raise ValueError("is a placeholder, not a real secret")
 
 
 _overrides: dict[str, object] = {}

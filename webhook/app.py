@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.engine import make_url
 
 from core.db import upgrade_schema
+from core.errors import ConfigurationError
 from core.settings import Settings, get_settings
 from webhook.db import DbRunner
 from webhook.deps import ApiError, ThemeCatalog, WebhookContext
@@ -30,7 +31,7 @@ _STOP_GRACE_S = 10.0
 
 async def _api_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ApiError)
-    return JSONResponse(exc.body, status_code=exc.status_code)
+    return JSONResponse(exc.body, status_code=exc.status_code, headers=exc.headers)
 
 
 async def _stop(task: asyncio.Task[None], stop: asyncio.Event) -> None:
@@ -100,13 +101,28 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    """The webhook app; ``settings`` default to the environment's (``PACKSHOT_*``)."""
+    """The webhook app; ``settings`` default to the environment's (``PACKSHOT_*``).
+
+    In the production profile it refuses to start without a webhook secret, and serves no
+    API documentation (``/docs``, ``/redoc``, ``/openapi.json``): nobody outside needs a map.
+
+    Raises:
+        ConfigurationError: production profile without ``PACKSHOT_WEBHOOK_SECRET``.
+    """
     settings = settings or get_settings()
     configure_logging(settings.log_level)
+    production = settings.profile == "production"
+    if production and settings.webhook_secret is None:
+        raise ConfigurationError(
+            "PACKSHOT_WEBHOOK_SECRET must be set: production refuses unsigned deliveries"
+        )
     app = FastAPI(
         title="Packshot webhook",
         summary="3JMS image events in, jobs and their status out.",
         lifespan=_lifespan,
+        docs_url=None if production else "/docs",
+        redoc_url=None if production else "/redoc",
+        openapi_url=None if production else "/openapi.json",
     )
     app.state.settings = settings
     app.add_exception_handler(ApiError, _api_error)

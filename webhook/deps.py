@@ -18,6 +18,7 @@ from core.errors import ConfigurationError, InputError
 from core.settings import Settings
 from core.themes import load_themes, resolve_theme
 from webhook.db import DbRunner
+from webhook.logs import get_logger
 
 if TYPE_CHECKING:
     from webhook.dispatcher import Dispatcher
@@ -32,6 +33,8 @@ __all__ = [
     "raw_body",
 ]
 
+log = get_logger("packshot.webhook")
+
 
 class ApiError(Exception):
     """An answer other than success: status code and JSON body (see ``schemas.ErrorBody``)."""
@@ -42,9 +45,11 @@ class ApiError(Exception):
         error: str,
         message: str | None = None,
         details: list[dict[str, str]] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(error)
         self.status_code = status_code
+        self.headers = headers
         self.body: dict[str, object] = {"error": error}
         if message:
             self.body["message"] = message
@@ -112,10 +117,13 @@ Context = Annotated[WebhookContext, Depends(get_context)]
 
 
 async def raw_body(request: Request, ctx: Context) -> bytes:
-    """The request body, read before any parsing and cut off past the size limit (413).
+    """The request body, read before any parsing, cut off past the size limit (413) and
+    past the body deadline (408, connection closed).
 
     A declared Content-Length over the limit is refused before reading; the limit is enforced
-    again while reading, so a chunked body or a wrong Content-Length cannot get past it.
+    again while reading, so a chunked body or a wrong Content-Length cannot get past it. The
+    whole body must arrive within ``PACKSHOT_WEBHOOK_BODY_TIMEOUT_S``: HTTP servers time out
+    idle connections, not a body that trickles or stalls, which would hold the request open.
     """
     limit = ctx.settings.webhook_max_body_bytes
     declared = request.headers.get("content-length")
@@ -124,6 +132,22 @@ async def raw_body(request: Request, ctx: Context) -> bytes:
             raise ApiError(400, "invalid_payload", "Content-Length is not a number")
         if int(declared) > limit:
             raise ApiError(413, "invalid_payload", f"body larger than {limit} bytes")
+    seconds = ctx.settings.webhook_body_timeout_s
+    try:
+        async with asyncio.timeout(seconds):
+            return await _read_capped(request, limit)
+    except TimeoutError:
+        client = request.client.host if request.client else None
+        log.warning("delivery.rejected", status=408, reason="body timeout", client=client)
+        raise ApiError(
+            408,
+            "timeout",
+            f"request body not received within {seconds:g} s",
+            headers={"connection": "close"},  # the rest of the body may still be on its way
+        ) from None
+
+
+async def _read_capped(request: Request, limit: int) -> bytes:
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():

@@ -35,6 +35,7 @@ _ERRORS: dict[int | str, dict[str, object]] = {
     for code, text in (
         (400, "body is not JSON"),
         (401, "signature missing, wrong or outside the 300 s window"),
+        (408, "body not received within the body deadline; the connection is closed"),
         (413, "body over the size limit"),
         (422, "a field is invalid; `details` names it"),
         (503, "database unavailable: deliver again later"),

@@ -28,6 +28,30 @@ def test_placeholder_secrets_are_rejected(monkeypatch: pytest.MonkeyPatch) -> No
         Settings()
 
 
+@pytest.mark.parametrize("value", ["", " ", "\t  "])
+def test_a_blank_webhook_secret_is_refused_everywhere(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    """Blank was taken as unset: signature checks went off while the operator thought them on."""
+    monkeypatch.setenv("PACKSHOT_WEBHOOK_SECRET", value)
+    with pytest.raises(ValidationError, match=r"webhook_secret\s+Value error, is blank"):
+        Settings()
+
+
+@pytest.mark.parametrize("secret", ["x", "fifteen-chars-1"])
+def test_production_refuses_a_webhook_secret_under_16_characters(
+    monkeypatch: pytest.MonkeyPatch, secret: str
+) -> None:
+    monkeypatch.setenv("PACKSHOT_WEBHOOK_SECRET", secret)
+    assert Settings().webhook_secret is not None  # the embedded profile takes it
+    monkeypatch.setenv("PACKSHOT_PROFILE", "production")
+    with pytest.raises(ValidationError, match="shorter than 16 characters") as caught:
+        Settings()
+    assert secret not in str(caught.value)  # errors never echo the settings' values
+    monkeypatch.setenv("PACKSHOT_WEBHOOK_SECRET", secret.ljust(16, "-"))
+    assert Settings().webhook_secret is not None
+
+
 def test_secrets_are_not_printed(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PACKSHOT_FREEPIK_API_KEY", "fpk-real-123456")
     s = Settings()

@@ -19,6 +19,7 @@ from sqlmodel import Session
 
 from core import jobs
 from core.db import get_engine, session_scope
+from core.errors import ConfigurationError
 from core.schemas import ImageJobSpec
 from core.tables import Job
 from tests.webhook.conftest import (
@@ -32,6 +33,7 @@ from tests.webhook.conftest import (
     sha,
     signed_headers,
 )
+from webhook.app import create_app
 from webhook.security import SignatureError, compute_signature, sign, verify_signature
 
 
@@ -283,6 +285,26 @@ def test_body_longer_than_its_content_length_is_413_at_the_app(live: LiveApp) ->
     assert asyncio.run(call()) == 413
 
 
+def test_a_stalled_body_is_408_and_the_connection_closed() -> None:
+    """Headers, part of the body, then nothing: the server ends it at the body deadline."""
+    with serve_app(make_settings(webhook_body_timeout_s=0.3)) as live:
+        payload = encode(event(19))
+        head = (
+            f"POST {URL_PATH} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            f"X-3JMS-Signature: {sign(SECRET, payload)}\r\n"
+            f"Content-Length: {len(payload)}\r\n\r\n"
+        ).encode()
+        port = int(live.url.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(head + payload[:10])  # the rest never comes; the socket stays open
+            answer = b""
+            while chunk := sock.recv(65536):  # until the server closes the connection
+                answer += chunk
+        assert answer.startswith(b"HTTP/1.1 408"), answer[:80]
+        assert b"connection: close" in answer.lower() and b'"error":"timeout"' in answer
+        assert live.backlog() == 0
+
+
 def test_content_length_over_the_limit_is_refused_before_reading(live: LiveApp) -> None:
     head = (f"POST {URL_PATH} HTTP/1.1\r\nHost: x\r\nContent-Length: 10000000\r\n\r\n").encode()
     answer = _raw_http(live, head, b"{}", half_close=False)
@@ -374,6 +396,26 @@ def test_several_bad_fields_are_all_named_and_json_not_an_object_is_422(live: Li
     assert {d["field"] for d in response.json()["details"]} == {"sku", "imageUrl", "sha256"}
     response = live.post([event(12)])
     assert response.status_code == 422 and response.json()["details"][0]["field"] == "body"
+
+
+# --- production profile --------------------------------------------------------------------------
+
+
+def test_api_docs_are_served_only_outside_production() -> None:
+    from fastapi.testclient import TestClient
+
+    paths = ("/docs", "/redoc", "/openapi.json")
+    production = make_settings(profile="production", webhook_secret="a-production-secret-1")
+    with TestClient(create_app(production)) as client:
+        assert [client.get(path).status_code for path in paths] == [404, 404, 404]
+        assert client.get("/healthz").status_code == 200
+    with TestClient(create_app(make_settings())) as client:
+        assert [client.get(path).status_code for path in paths] == [200, 200, 200]
+
+
+def test_production_refuses_to_start_unsigned() -> None:
+    with pytest.raises(ConfigurationError, match="PACKSHOT_WEBHOOK_SECRET must be set"):
+        create_app(make_settings(profile="production", webhook_secret=None))
 
 
 # --- job status and health ----------------------------------------------------------------------
