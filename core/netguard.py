@@ -24,7 +24,14 @@ import httpx
 from core.errors import InputError, ProviderUnavailable
 from core.urls import is_public_address
 
-__all__ = ["Deadline", "GuardedBackend", "GuardedTransport", "Resolver", "system_resolver"]
+__all__ = [
+    "Deadline",
+    "GuardedBackend",
+    "GuardedTransport",
+    "Resolver",
+    "checked_addresses",
+    "system_resolver",
+]
 
 Resolver = Callable[[str, int], list[str]]
 # httpcore's SOCKET_OPTION (not exported by name).
