@@ -7,8 +7,7 @@ model runtime). Idempotency keys are permanent in Prefect: the first run of a jo
 id, so a repeated dispatch can never start a second run; a deliberate re-run uses a key derived
 from the job's current state, so a double click starts one run, and a later re-run (after that
 one finished) starts another. A job queued again after its run crashed gets one new key per
-recovery, and a FAILED job delivered again one new key per
-delivery.
+recovery, and a FAILED job delivered again one new key per delivery.
 """
 
 from __future__ import annotations
