@@ -21,9 +21,10 @@ def packshot_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pa
     """A fresh PACKSHOT_HOME with embedded defaults; settings and caches reset around the test."""
     from core import settings as settings_module
     from core.db import reset_engines
+    from tests.helpers.postgres import TEST_VARIABLES
 
     for name in list(os.environ):
-        if name.startswith("PACKSHOT_"):
+        if name.startswith("PACKSHOT_") and name not in TEST_VARIABLES:
             monkeypatch.delenv(name)
     home = tmp_path / "packshot-home"
     monkeypatch.setenv("PACKSHOT_HOME", str(home))

@@ -1,5 +1,10 @@
-"""A throwaway PostgreSQL database on the machine's server (skipped with a reason when absent),
-and outages of one such database that look like a server restart to its clients.
+"""A throwaway PostgreSQL database on the machine's server, and outages of one such database
+that look like a server restart to its clients.
+
+Every test that needs PostgreSQL reaches it through :func:`admin_connection`: the server is
+``PACKSHOT_TEST_PG_URL`` (default ``postgresql://postgres@127.0.0.1:5432/postgres``). When it
+cannot be reached, for any reason (no server, a password it wants, no driver installed), the test
+is skipped with the real cause, or fails with it when ``PACKSHOT_REQUIRE_PG=1`` (CI sets it).
 """
 
 from __future__ import annotations
@@ -11,15 +16,45 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any, NoReturn
 
 import pytest
 
-ADMIN_URL = os.environ.get(
-    "PACKSHOT_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
+URL_VARIABLE = "PACKSHOT_TEST_PG_URL"
+REQUIRE_VARIABLE = "PACKSHOT_REQUIRE_PG"
+DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+# Test-harness settings, not Packshot's: the autouse fixture that clears PACKSHOT_* keeps them.
+TEST_VARIABLES = (URL_VARIABLE, REQUIRE_VARIABLE)
 
 
-def _connect(url: str) -> object:
+def admin_url() -> str:
+    """The server tests make their databases on (a libpq URL to its maintenance database)."""
+    return os.environ.get(URL_VARIABLE) or DEFAULT_URL
+
+
+def admin_connection() -> Any:
+    """An autocommit psycopg connection to :func:`admin_url`; skips or fails with the cause."""
+    url = admin_url()
+    try:
+        return _connect(url)
+    except Exception as exc:  # noqa: BLE001  (whatever the cause, it is reported, never hidden)
+        cause = exc
+    unavailable(url, cause)  # outside the handler: the report is the cause, not a chain of two
+
+
+def unavailable(url: str, exc: BaseException) -> NoReturn:
+    """Skip the test naming why PostgreSQL at ``url`` is out of reach; fail if it is required."""
+    from sqlalchemy.engine import make_url
+
+    cause = " ".join(str(exc).split()) or "(no message)"
+    where = make_url(url).render_as_string(hide_password=True)
+    reason = f"PostgreSQL unavailable at {where}: {type(exc).__name__}: {cause}"
+    if os.environ.get(REQUIRE_VARIABLE) == "1":
+        pytest.fail(f"{reason} ({REQUIRE_VARIABLE}=1)", pytrace=False)
+    pytest.skip(f"{reason} (set {REQUIRE_VARIABLE}=1 to fail instead)")
+
+
+def _connect(url: str) -> Any:
     import psycopg
 
     return psycopg.connect(url, autocommit=True, connect_timeout=3)
@@ -28,21 +63,20 @@ def _connect(url: str) -> object:
 @contextmanager
 def temporary_database() -> Iterator[str]:
     """Create a fresh database, yield its SQLAlchemy URL, drop it afterwards."""
-    try:
-        admin = _connect(ADMIN_URL)
-    except Exception as exc:  # noqa: BLE001  (any connection failure means: no server here)
-        pytest.skip(f"PostgreSQL not reachable at {ADMIN_URL}: {type(exc).__name__}")
+    from sqlalchemy.engine import make_url
+
+    admin = admin_connection()
     name = f"packshot_test_{uuid.uuid4().hex[:10]}"
-    with admin:  # type: ignore[attr-defined]
-        admin.execute(f'CREATE DATABASE "{name}"')  # type: ignore[attr-defined]
-        base = ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+        url = make_url(admin_url()).set(drivername="postgresql+psycopg", database=name)
         try:
-            yield f"{base}/{name}"
+            yield url.render_as_string(hide_password=False)
         finally:
             from core.db import reset_engines
 
             reset_engines()
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')  # type: ignore[attr-defined]
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def database_name(database: str) -> str:
@@ -87,7 +121,7 @@ def _down(record: Outage, seconds: float) -> Iterator[None]:
     name = record.database
     if '"' in name or "'" in name:
         raise ValueError(f"unexpected database name {name!r}")
-    with _connect(ADMIN_URL) as admin:  # type: ignore[attr-defined]
+    with admin_connection() as admin:
         admin.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false')
         try:
             # The timeout makes each call wait until its backend has exited, so by the time
@@ -160,6 +194,6 @@ def scalar(database_url: str, sql: str) -> object:
 
     A connection of its own (psycopg, autocommit), outside the engines under test.
     """
-    with _connect(database_url.replace("+psycopg", "", 1)) as conn:  # type: ignore[attr-defined]
+    with _connect(database_url.replace("+psycopg", "", 1)) as conn:
         row = conn.execute(sql).fetchone()
     return None if row is None else row[0]
