@@ -52,6 +52,7 @@ typecheck: setup
 bench: setup
 	$(PY) benchmarks/segmentation.py
 	$(PY) benchmarks/derivatives.py
+	$(PY) benchmarks/gradient.py
 	$(PY) benchmarks/pipeline.py
 	$(PY) benchmarks/dashboard.py
 

@@ -10,7 +10,6 @@ import hashlib
 import io
 import json
 import logging
-import time
 import uuid
 from urllib.parse import parse_qs
 
@@ -27,11 +26,14 @@ from core.errors import (
     ProviderUnavailable,
 )
 from core.keys import background_key, original_key
+from core.providers import freepik as freepik_providers
+from core.providers.freepik import MysticGenerator
 from core.schemas import ImageJobSpec
 from core.tables import Job, JobStep
 from tasks import _runtime, jobstate
 from tasks.generate_background import generate_backgrounds
 from tasks.remove_background import remove_background
+from tests.helpers.clock import FakeClock
 from tests.helpers.freepik import (
     BASE,
     KEY,
@@ -148,13 +150,19 @@ def test_a_smaller_result_of_the_same_shape_is_scaled_to_the_source(router) -> N
     assert details["result_size"] == [320, 240]
 
 
-def test_429_with_retry_after_is_honoured_then_succeeds(router) -> None:
+def test_429_with_retry_after_is_honoured_then_succeeds(router, monkeypatch) -> None:
+    clock = FakeClock()  # the wait is asserted, not waited
+    built = freepik_providers.new_freepik_client
+    monkeypatch.setattr(
+        freepik_providers,
+        "new_freepik_client",
+        lambda settings, **kw: built(settings, sleep=clock.sleep, **kw),
+    )
     answers = [httpx.Response(429, headers={"retry-after": "1"}), remove_background_ok()]
     post, _ = mock_remove_background(router, cutout_png(PHOTO.size), answers=answers)
     job, key = new_job()
-    started = time.monotonic()
     segment(job, key)
-    assert time.monotonic() - started >= 1.0 and post.call_count == 2
+    assert clock.sleeps == [1.0] and post.call_count == 2
     record, steps = state(job)
     row = steps["remove_background"]
     assert record.status == "BG_REMOVED" and (row.state, row.attempts) == ("COMPLETED", 1)
@@ -366,19 +374,23 @@ def test_mystic_task_that_never_completes_hits_the_deadline(router, monkeypatch)
     use_freepik(
         monkeypatch,
         BACKGROUNDS="freepik-mystic",
-        FREEPIK_MYSTIC_DEADLINE_S="0.3",
-        FREEPIK_POLL_INTERVAL_S="0.05",
-        FREEPIK_POLL_MAX_INTERVAL_S="0.1",
+        FREEPIK_MYSTIC_DEADLINE_S="1",
+        FREEPIK_POLL_INTERVAL_S="0.25",
+        FREEPIK_POLL_MAX_INTERVAL_S="0.5",
     )
+    clock = FakeClock()  # polls on a clock that only moves when the generator waits
+    defaults = MysticGenerator.__init__.__kwdefaults__
+    monkeypatch.setitem(defaults, "sleep", clock.sleep)
+    monkeypatch.setitem(defaults, "clock", clock.monotonic)
     _, poll, download = mock_mystic(router, polls=[mystic("IN_PROGRESS")])
     job, _ = new_job()
-    started = time.monotonic()
     with pytest.raises(ProviderUnavailable):
         render(job)
-    assert 0.3 <= time.monotonic() - started < 3 and poll.call_count >= 2
-    assert download.call_count == 0
+    # Waits grow ×1.5 up to 0.5 s; the last one ends exactly at the deadline, then it gives up.
+    assert clock.sleeps == [0.25, 0.375, 0.375]
+    assert poll.call_count == 3 and download.call_count == 0
     assert_failed(
-        job, "generate_backgrounds", ProviderUnavailable, text="still IN_PROGRESS after 0.3 s"
+        job, "generate_backgrounds", ProviderUnavailable, text="still IN_PROGRESS after 1 s"
     )
 
 

@@ -15,13 +15,13 @@ from core.clients.shopify_admin import ShopifyAdmin, search_value
 from core.clients.shopify_auth import ClientCredentialsToken, StaticToken
 from core.errors import ConfigurationError, PublishError
 from core.settings import get_settings
+from tests.helpers.clock import FakeClock
 from tests.helpers.shopify_fake import (
     CLIENT_ID,
     CLIENT_SECRET,
     GRAPHQL,
     STATIC_TOKEN,
     TOKEN_URL,
-    FakeClock,
     FakeShop,
 )
 

@@ -77,6 +77,7 @@ pytestmark = [
     ),
     pytest.mark.slow,
     pytest.mark.xdist_group("browser"),
+    pytest.mark.timeout(300),  # streamlit start-up (up to 90 s) and a real browser
 ]
 
 

@@ -21,7 +21,8 @@ from flows.trigger import BACKFILL_DEPLOYMENT, PROCESS_IMAGE_DEPLOYMENT
 from tests.helpers.http_server import Reply, Script, serve
 from tests.helpers.images import jpeg_bytes, product_photo
 
-pytestmark = pytest.mark.xdist_group("prefect")
+# Three `prefect` CLI runs of up to 240 s each.
+pytestmark = [pytest.mark.xdist_group("prefect"), pytest.mark.timeout(600)]
 PREFECT = str(Path(sys.executable).with_name("prefect"))
 
 

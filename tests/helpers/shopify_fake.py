@@ -53,21 +53,6 @@ OPERATIONS = (
 MUTATIONS = {"append", "detach", "stage", "add_media", "file_delete"}
 
 
-class FakeClock:
-    """Monotonic time that only moves when someone sleeps."""
-
-    def __init__(self) -> None:
-        self.now = 1_000.0
-        self.sleeps: list[float] = []
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-
 @dataclass
 class Media:
     id: str

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 from PIL import Image
@@ -54,13 +52,6 @@ def test_gradient_is_deterministic():
     first = render_gradient(256, SWEEP, kind="radial", seed=7)
     assert first.tobytes() == render_gradient(256, SWEEP, kind="radial", seed=7).tobytes()
     assert first.tobytes() != render_gradient(256, SWEEP, kind="radial", seed=8).tobytes()
-
-
-def test_gradient_is_fast():
-    started = time.perf_counter()
-    render_gradient(1600, SWEEP, kind="radial")
-    # Well under 100 ms on an idle core; generous here for a shared test machine.
-    assert time.perf_counter() - started < 0.5
 
 
 @pytest.mark.parametrize(

@@ -18,7 +18,8 @@ from deployments.stack import wait_healthy
 from tests.helpers.postgres import start_outage
 from tests.helpers.site import BUCKET, Site, kill_machine
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+# Each fault waits minutes for the site to recover; the first also starts the site.
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(900)]
 
 
 @pytest.fixture

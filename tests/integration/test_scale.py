@@ -17,7 +17,8 @@ from core.db import get_engine
 from core.tables import Asset, JobStatus, JobStep
 from tests.helpers.site import BUCKET, Site
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+# Up to 900 s for the burst, after the site starts.
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(1500)]
 
 
 @pytest.fixture
