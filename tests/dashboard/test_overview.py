@@ -177,13 +177,32 @@ def test_filters_survive_a_visit_to_a_job_page(app, done_job, failed_job):
     assert _links(at) == ["LAMP-1"]
 
 
-def test_live_refresh_can_be_paused(app, done_job):
+def _refresh_requests(monkeypatch) -> list[list[float]]:
+    """Per AppTest run, the re-run intervals the page asked the browser for (``auto_rerun``)."""
+    from streamlit.testing.v1.local_script_runner import LocalScriptRunner
+
+    runs: list[list[float]] = []
+    real_run = LocalScriptRunner.run
+
+    def run(self, *args, **kwargs):
+        tree = real_run(self, *args, **kwargs)
+        sent = [m.auto_rerun.interval for m in self.forward_msgs() if m.HasField("auto_rerun")]
+        runs.append(sent)
+        return tree
+
+    monkeypatch.setattr(LocalScriptRunner, "run", run)
+    return runs
+
+
+def test_live_refresh_can_be_paused(app, done_job, monkeypatch):
+    runs = _refresh_requests(monkeypatch)
     at = app()
-    toggle = at.toggle(key="live-refresh")
-    assert toggle.value is True
-    toggle.set_value(False).run()
-    assert at.toggle(key="live-refresh").value is False
+    assert runs[-1] == [5.0]  # live: the jobs fragment is re-run every 5 s
+    at.toggle(key="live-refresh").set_value(False).run()
+    assert runs[-1] == []  # paused: nothing asks for a re-run
     assert _links(at) == ["LAMP-1"]
+    at.toggle(key="live-refresh").set_value(True).run()
+    assert runs[-1] == [5.0]
 
 
 def test_new_jobs_show_up_without_losing_the_filter(app, settings, done_job):

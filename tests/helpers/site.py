@@ -99,6 +99,17 @@ class Site:
 
         return _until(ended, timeout=timeout, every=0.5, what=waiting)
 
+    def wait_for_jobs(
+        self, ids: list[str], condition: Callable[[dict[str, Job]], bool], timeout: float, what: str
+    ) -> dict[str, Job]:
+        """Block until ``condition`` holds for the job rows of ``ids``; the rows then."""
+
+        def met() -> dict[str, Job] | None:
+            rows = self.jobs(ids)
+            return rows if condition(rows) else None
+
+        return _until(met, timeout=timeout, every=0.2, what=lambda: what)
+
     def wait_for_status(self, job_id: str, statuses: set[str], timeout: float) -> str:
         """Block until the job reaches one of ``statuses``; the status seen."""
 

@@ -6,6 +6,8 @@ The dispatcher is off here (no Prefect needed); ``test_dispatch.py`` covers flow
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import json
 import logging
 import socket
@@ -186,6 +188,30 @@ def test_verify_signature_unit() -> None:
     )
     with pytest.raises(SignatureError):
         verify_signature("k", "t=1000,v1=" + "z" * 64, body, now=1000)
+
+
+# A known answer, computed outside the project: printf '%s' '1700000000.<body>' |
+# openssl dgst -sha256 -hmac 'whsec-known-answer-2f9c'. Both sides of the scheme must agree with it.
+KNOWN_SECRET = "whsec-known-answer-2f9c"
+KNOWN_T = 1_700_000_000
+KNOWN_BODY = (
+    b'{"sku":"VWS200433868","imageUrl":"https://cdn.3jms.example/media/abc123.jpg",'
+    b'"sha256":"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"}'
+)
+KNOWN_V1 = "85847a858177d18d230fd15ddaa9a90bef072b694013eed64c827cf997f12b49"
+
+
+def test_signatures_match_a_known_answer_computed_independently() -> None:
+    signed = f"{KNOWN_T}.".encode() + KNOWN_BODY
+    assert hmac.new(KNOWN_SECRET.encode(), signed, hashlib.sha256).hexdigest() == KNOWN_V1
+    header = f"t={KNOWN_T},v1={KNOWN_V1}"
+    assert sign(KNOWN_SECRET, KNOWN_BODY, timestamp=KNOWN_T) == header  # the sender side
+    verify_signature(KNOWN_SECRET, header, KNOWN_BODY, now=KNOWN_T)  # the webhook side
+    upper = f"t={KNOWN_T},v1={KNOWN_V1.upper()}"  # hex digits in either case
+    verify_signature(KNOWN_SECRET, upper, KNOWN_BODY, now=KNOWN_T)
+    tampered = KNOWN_V1[:-1] + ("0" if KNOWN_V1[-1] != "0" else "1")
+    with pytest.raises(SignatureError, match="mismatch"):
+        verify_signature(KNOWN_SECRET, f"t={KNOWN_T},v1={tampered}", KNOWN_BODY, now=KNOWN_T)
 
 
 # --- 400 / 413 / 422 ----------------------------------------------------------------------------

@@ -7,12 +7,13 @@ zombie automation (Crashed) or a dying flow process (Failed) would.
 from __future__ import annotations
 
 import asyncio
+import threading
 import uuid
 
 import pytest
 from sqlmodel import Session, select
 
-from core import jobs
+from core import crashes, jobs
 from core.db import get_engine, session_scope, upgrade_schema
 from core.schemas import ImageJobSpec
 from core.settings import Settings
@@ -150,22 +151,43 @@ def test_a_failed_run_that_never_recorded_it_fails_the_job(
 
 
 def test_two_replicas_requeue_a_crashed_job_once(
-    prefect_server: str, deployment_id: uuid.UUID
+    prefect_server: str, deployment_id: uuid.UUID, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Row locks keep replicas apart (PostgreSQL; one webhook per SQLite database)."""
+    """Row locks keep replicas apart (PostgreSQL; one webhook per SQLite database).
+
+    The first replica holds the job's row lock (its requeue is made, not yet committed) while the
+    second runs a whole round: without the lock both would requeue it, a lost update.
+    """
     with temporary_database() as url:
         upgrade_schema(url)
-        _two_replicas(_settings(prefect_server, url))
+        _two_replicas(_settings(prefect_server, url), monkeypatch)
 
 
-def _two_replicas(settings: Settings) -> None:
+def _two_replicas(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
     job_id = _enqueue(settings, 430)
     asyncio.run(_dispatch(settings))
     asyncio.run(_force(str(_job(settings, job_id).flow_run_id), "crashed", "lost host"))
+    holding, released = threading.Event(), threading.Event()
+    requeue = crashes.requeue_crashed
 
-    async def both() -> list[RecoveryRound]:
-        return list(await asyncio.gather(_recover(settings), _recover(settings)))
+    def requeue_then_hold(session: Session, **kwargs: object) -> bool:
+        done = requeue(session, **kwargs)  # type: ignore[arg-type]
+        if not holding.is_set():  # the first replica: keep the transaction (and lock) open
+            holding.set()
+            released.wait(30)  # a blocking lock instead of SKIP LOCKED ends the wait by timeout
+        return done
 
-    rounds = asyncio.run(both())
-    assert sum(len(r.requeued) for r in rounds) == 1
-    assert _job(settings, job_id).recoveries == 1
+    monkeypatch.setattr(crashes, "requeue_crashed", requeue_then_hold)
+
+    async def overlapping() -> tuple[RecoveryRound, RecoveryRound]:
+        first = asyncio.ensure_future(_recover(settings))
+        assert await asyncio.to_thread(holding.wait, 60), "the first replica never took the lock"
+        second = await _recover(settings)  # runs entirely while the first holds the row
+        released.set()
+        return await first, second
+
+    first, second = asyncio.run(overlapping())
+    assert first == RecoveryRound(requeued=[job_id])
+    assert second == RecoveryRound()  # it saw the job in flight, but could not take its row
+    job = _job(settings, job_id)
+    assert job.recoveries == 1 and job.dispatch_pending
