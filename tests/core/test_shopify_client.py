@@ -79,16 +79,15 @@ def test_search_values_are_quoted_and_escaped() -> None:
     assert search_value('a"b\\c:(d)') == '"a\\"b\\\\c:(d)"'
 
 
+SEARCH_IDS = "query Ids($q: String!) { productVariants(first: 1, query: $q) { nodes { id } } }"
+
+
 def test_a_low_bucket_makes_the_next_call_wait_first(shop: FakeShop, clock: FakeClock) -> None:
     client = _client(clock, reserve=50.0)
     shop.available = 40.0  # the answer will say 30 left
-    client.query(
-        "query { productVariants(first: 1, query: $q) { nodes { id } } }", {"q": 'sku:"X"'}
-    )
+    client.query(SEARCH_IDS, {"q": 'sku:"X"'})
     assert clock.sleeps == []
-    client.query(
-        "query { productVariants(first: 1, query: $q) { nodes { id } } }", {"q": 'sku:"X"'}
-    )
+    client.query(SEARCH_IDS, {"q": 'sku:"X"'})
     assert clock.sleeps == [pytest.approx((50 - 30) / 100)]
     assert shop.requests == ["search", "search"]  # waited instead of being throttled
 

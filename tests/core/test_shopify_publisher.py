@@ -20,7 +20,8 @@ from core.publishers._marker import MAX_ALT, MediaIdentity, alt_text
 from core.publishers.shopify import ShopifyPublisher
 from core.settings import get_settings
 from core.storage import MemoryStore
-from tests.helpers.shopify_fake import GRAPHQL, STAGED_URL, STATIC_TOKEN, FakeClock, FakeShop
+from tests.helpers.clock import FakeClock
+from tests.helpers.shopify_fake import GRAPHQL, STAGED_URL, STATIC_TOKEN, FakeShop
 
 SKU = "VWS200433868"
 SHA_A = hashlib.sha256(b"photo A").hexdigest()

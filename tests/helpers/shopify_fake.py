@@ -1,8 +1,11 @@
 """A small in-memory Shopify shop behind respx: products, variants, media, files, tokens, bucket.
 
-The GraphQL handler dispatches on the query text (external-apis.md §3.10) and answers with the
-Admin API's shapes, ``extensions.cost`` on every body. State changes as a real shop's would, so
-tests check replays and replacements against the shop, not against canned answers:
+Every GraphQL request is first checked against a saved subset of the Admin API schema
+(``shopify_schema``): a misspelled field, a wrong input type or variables that do not fit are
+answered as Shopify answers them (HTTP 200, ``errors``, no ``data``). A valid request is
+dispatched on its root field and answered with the Admin API's shapes, cut to what it selected,
+``extensions.cost`` on every body. State changes as a real shop's would, so tests check replays
+and replacements against the shop, not against canned answers:
 
 - media start ``UPLOADED`` and move to ``PROCESSING`` then ``READY`` on status polls, or to
   ``FAILED`` when their source is listed in ``fail_sources`` or was never uploaded;
@@ -22,9 +25,12 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import parse_qs
 
 import httpx
+
+from tests.helpers.shopify_schema import RefusedRequest, Request, check, shape
 
 SHOP = "packshot-test"
 BASE = f"https://{SHOP}.myshopify.com"
@@ -38,18 +44,19 @@ UNAUTHORIZED = {
     "errors": "[API] Invalid API key or access token (unrecognized login or wrong password)"
 }
 
-# Operations, recognised in the query text (order matters: the first match wins).
-OPERATIONS = (
-    ("productVariantAppendMedia", "append"),
-    ("productVariantDetachMedia", "detach"),
-    ("productVariants(", "search"),
-    ("productVariant(id:", "variant"),
-    ("product(id:", "product_media"),
-    ("stagedUploadsCreate", "stage"),
-    ("productUpdate(", "add_media"),
-    ("nodes(ids:", "media_status"),
-    ("fileDelete", "file_delete"),
-)
+# The root field of each operation the shop answers → the name tests use for it (faults, calls).
+OPERATIONS = {
+    "productVariants": "search",
+    "productVariant": "variant",
+    "product": "product_media",
+    "nodes": "media_status",
+    "stagedUploadsCreate": "stage",
+    "productUpdate": "add_media",
+    "productVariantAppendMedia": "append",
+    "productVariantDetachMedia": "detach",
+    "fileDelete": "file_delete",
+}
+REFUSED = "refused"  # what ``requests`` records for a request the schema does not allow
 MUTATIONS = {"append", "detach", "stage", "add_media", "file_delete"}
 
 
@@ -89,7 +96,8 @@ class FakeShop:
         self.uploaded: dict[str, bytes] = {}  # resourceUrl → bytes
         self.upload_forms: list[list[str]] = []  # field names of each staged POST, in order
         self.calls: list[str] = []  # operations answered (not throttled, not failed)
-        self.requests: list[str] = []  # every GraphQL request's operation
+        self.requests: list[str] = []  # every GraphQL request's operation (or REFUSED)
+        self.refusals: list[list[dict[str, Any]]] = []  # the errors of each refused request
         self.http_requests: list[httpx.Request] = []
         self.faults: dict[str, list[str]] = {}
         self.fail_sources: set[str] = set()
@@ -144,13 +152,21 @@ class FakeShop:
 
     def graphql(self, request: httpx.Request) -> httpx.Response:
         body = json.loads(request.content)
-        query, variables = body["query"], body.get("variables") or {}
-        operation = next((op for marker, op in OPERATIONS if marker in query), "unknown")
+        try:
+            checked: Request | None = check(body["query"], body.get("variables"))
+            refusal: list[dict[str, Any]] = []
+        except RefusedRequest as refused:
+            checked, refusal = None, refused.errors
+        operation = REFUSED if checked is None else _operation(checked)
         self.requests.append(operation)
         self.http_requests.append(request)
         expires = self.tokens.get(request.headers.get("x-shopify-access-token", ""), 0.0)
         if expires is not None and expires <= self.clock():
             return httpx.Response(401, json=UNAUTHORIZED)
+        if checked is None:
+            self.refusals.append(refusal)
+            return httpx.Response(200, json={"errors": refusal})
+        variables = checked.variables
         fault = self.faults.get(operation, [])
         if fault:
             answer = self._fault(fault.pop(0), request, operation, variables)
@@ -161,7 +177,7 @@ class FakeShop:
             return self._throttled(cost, 200)
         self.available -= cost
         self.calls.append(operation)
-        data = getattr(self, f"_{operation}")(variables)
+        data = shape(checked, getattr(self, f"_{operation}")(variables))
         return httpx.Response(200, json={"data": data, "extensions": self._cost(cost)})
 
     def token(self, request: httpx.Request) -> httpx.Response:
@@ -209,7 +225,7 @@ class FakeShop:
                         "id": v.id,
                         "sku": v.sku,
                         "product": {"id": product.id, "title": product.title, "handle": "h"},
-                        "media": {"nodes": [{"id": media_id}] if media_id else []},
+                        "media": {"nodes": _media_ref(media_id)},
                     }
                 )
         return {"productVariants": {"nodes": nodes}}
@@ -230,7 +246,7 @@ class FakeShop:
         return {
             "productVariant": {
                 "id": v.id,
-                "media": {"nodes": [{"id": v.media_id}] if v.media_id else []},
+                "media": {"nodes": _media_ref(v.media_id)},
             }
         }
 
@@ -317,7 +333,7 @@ class FakeShop:
             ]
             return {"productVariantAppendMedia": {"productVariants": None, "userErrors": user}}
         variant.media_id = media_id
-        node = {"id": variant.id, "media": {"nodes": [{"id": media_id}]}}
+        node = {"id": variant.id, "media": {"nodes": _media_ref(media_id)}}
         return {"productVariantAppendMedia": {"productVariants": [node], "userErrors": []}}
 
     def _detach(self, variables: dict) -> dict:
@@ -394,6 +410,7 @@ class FakeShop:
             "height": 1600,
         }
         return {
+            "__typename": "MediaImage",
             "id": media.id,
             "alt": media.alt,
             "mediaContentType": "IMAGE",
@@ -482,3 +499,15 @@ def _multipart_fields(request: httpx.Request) -> list[tuple[str, bytes]]:
         assert name, head
         fields.append((name[1].decode(), value.removesuffix(b"\r\n")))
     return fields
+
+
+def _operation(request: Request) -> str:
+    """The fake's name for the request's one root field (it answers one per request)."""
+    roots = request.root_fields
+    assert len(roots) == 1 and roots[0] in OPERATIONS, f"the fake shop does not answer {roots}"
+    return OPERATIONS[roots[0]]
+
+
+def _media_ref(media_id: str | None) -> list[dict[str, str]]:
+    """A variant's media connection nodes: its one image, or none."""
+    return [{"__typename": "MediaImage", "id": media_id}] if media_id else []
