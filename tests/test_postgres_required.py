@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+# The children run in this process, and pytester forgets the modules a run imported: import
+# here what they load (the target and the driver), so no module is ever loaded twice (numpy
+# refuses it; a second psycopg would raise errors the first one's callers do not catch).
+import psycopg  # noqa: F401
 import pytest
 
-# The child runs in this process: import the target here so they reuse its modules (numpy, for
-# one, cannot be loaded twice into a process, and pytester forgets modules a run imported).
 import tests.webhook.conftest
 import tests.webhook.test_outbox  # noqa: F401
 from tests.helpers.ports import free_port
