@@ -62,12 +62,13 @@ def prefect_server() -> Iterator[str]:
         proc.wait(timeout=30)
 
 
-def state_times(api: str, flow_run_id: str) -> dict[str, float]:
+def state_times(api: str, auth: str | None, flow_run_id: str) -> dict[str, float]:
     """When the flow run was created and first entered each state type (epoch seconds)."""
     from prefect import get_client
-    from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    with temporary_settings(updates={PREFECT_API_URL: api}), get_client(sync_client=True) as client:
+    from deployments.prefect_env import prefect_api
+
+    with prefect_api(api, auth), get_client(sync_client=True) as client:
         run = client.read_flow_run(flow_run_id)
         states = client.read_flow_run_states(flow_run_id)
     times = {"created": run.created.timestamp()}  # type: ignore[union-attr]

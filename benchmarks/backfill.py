@@ -37,13 +37,13 @@ def _rows(count: int, cdn_url: str, prefix: str) -> list[object]:
 
 def _backfill_rate(stack: object, rows: list[object], chunk_size: int) -> float:
     from prefect.deployments import run_deployment
-    from prefect.settings import PREFECT_API_URL, temporary_settings
 
+    from deployments.prefect_env import prefect_api
     from flows.backfill import outcomes_for
 
     since = datetime.now(UTC)
     started = time.perf_counter()
-    with temporary_settings(updates={PREFECT_API_URL: stack.api_url}):  # type: ignore[attr-defined]
+    with prefect_api(stack.api_url, stack.auth):  # type: ignore[attr-defined]
         run_deployment(
             "backfill/default",
             timeout=0,

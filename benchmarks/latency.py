@@ -72,7 +72,7 @@ def main() -> None:
                     d.post_delivery(client, stack.webhook_url, secret, sample)
                     view = _wait_done(client, stack.webhook_url, sample.job_id)
                     done = time.time()
-                    t = state_times(stack.api_url, str(view["flowRunId"]))
+                    t = state_times(stack.api_url, stack.auth, str(view["flowRunId"]))
                     rows.append(
                         {
                             "sku": sample.sku,

@@ -182,13 +182,13 @@ def _union_s(intervals: list[tuple[float, float]]) -> float:
     return total
 
 
-def _pending_to_running(api_url: str, run_ids: list[str]) -> list[float]:
+def _pending_to_running(api_url: str, auth: str | None, run_ids: list[str]) -> list[float]:
     """Per run: seconds from Pending (a worker took it) to Running (its process started)."""
     from _prefect import state_times
 
     found = []
     for run_id in run_ids:
-        times = state_times(api_url, run_id)
+        times = state_times(api_url, auth, run_id)
         if "PENDING" in times and "RUNNING" in times:
             found.append(times["RUNNING"] - times["PENDING"])
     return found
@@ -217,7 +217,9 @@ def _per_image(site: Site, ids: list[str]) -> tuple[float, float]:
         if run.start_time and run.end_time:
             wall = (run.end_time - run.start_time).total_seconds()
             overheads.append(wall - _union_s(intervals.get(job_id, [])))
-    starts = _pending_to_running(site.stack.api_url, [str(r[-1].id) for r in runs.values()])
+    starts = _pending_to_running(
+        site.stack.api_url, site.stack.auth, [str(r[-1].id) for r in runs.values()]
+    )
     return statistics.median(overheads), statistics.median(starts)
 
 

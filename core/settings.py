@@ -154,6 +154,9 @@ class Settings(BaseSettings):
         description="HMAC secret shared with 3JMS; never blank, at least 16 characters in "
         "production. Unset: deliveries are not signed (embedded profile only).",
     )
+    secret_key: SecretStr | None = Field(
+        None, description="key that encrypts source-URL credentials at rest"
+    )
     webhook_port: _Port = Field(8000, description="Port of the webhook in `packshot up`.")
     webhook_max_body_bytes: int = Field(
         65_536, ge=1024, le=10_000_000, description="Largest webhook body accepted (else 413)."
@@ -181,6 +184,25 @@ class Settings(BaseSettings):
         None,
         validation_alias="PREFECT_API_URL",
         description="Prefect's own variable: the API to use instead of the embedded server.",
+    )
+    prefect_api_auth_string: SecretStr | None = Field(
+        None,
+        validation_alias="PREFECT_API_AUTH_STRING",
+        description="Prefect's own variable: user:password of the Prefect API (HTTP basic auth); "
+        "embedded: generated into $PACKSHOT_HOME/prefect-api-auth (mode 0600).",
+    )
+    prefect_ui_url: str | None = Field(
+        None,
+        validation_alias="PREFECT_UI_URL",
+        description="Prefect's own variable: the Prefect UI's public address (behind a TLS "
+        "proxy); the only origin its API accepts cross-origin requests from.",
+    )
+    stop_grace_s: float = Field(
+        20.0,
+        gt=0,
+        le=600,
+        description="Seconds `packshot up` gives cancelled flow runs to end when it stops; "
+        "then their processes are killed.",
     )
 
     # --- production topology -----------------------------------------------------------------
@@ -255,7 +277,13 @@ class Settings(BaseSettings):
     retry_backoff_s: float = Field(2.0, ge=0, description="First retry delay; doubles each time.")
     log_level: str = Field("INFO", description="Log level of Packshot's own loggers.")
 
-    @field_validator("freepik_api_key", "shopify_access_token", "shopify_client_secret")
+    @field_validator(
+        "freepik_api_key",
+        "shopify_access_token",
+        "shopify_client_secret",
+        "secret_key",
+        "prefect_api_auth_string",
+    )
     @classmethod
     def _no_placeholder(cls, value: SecretStr | None) -> SecretStr | None:
         if value is None or not value.get_secret_value().strip():
@@ -293,6 +321,11 @@ class Settings(BaseSettings):
             self.database_url = f"sqlite:///{(home / 'packshot.db').resolve()}"
         if not self.store_url:
             self.store_url = (home / "store").resolve().as_uri()
+        if self.prefect_api_auth_string is None and self.profile == "embedded":
+            # The embedded stack's generated credentials: every process of this home finds them.
+            auth_file = self.prefect_auth_file
+            stored = auth_file.read_text().strip() if auth_file.is_file() else ""
+            self.prefect_api_auth_string = SecretStr(stored) if stored else None
         return self
 
     @field_validator("shopify_alt_template")
@@ -308,6 +341,11 @@ class Settings(BaseSettings):
     def segmenter_chain(self) -> list[str]:
         """The segmenter names, in the order they are tried."""
         return [name.strip() for name in self.segmenter.split(",") if name.strip()]
+
+    @property
+    def prefect_auth_file(self) -> Path:
+        """Where the embedded stack keeps the Prefect API credentials it generated (mode 0600)."""
+        return (self.home.expanduser() / "prefect-api-auth").resolve()
 
     @property
     def prefect_home(self) -> Path:

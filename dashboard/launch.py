@@ -62,10 +62,15 @@ def streamlit_env(settings: Settings, base: Mapping[str, str]) -> dict[str, str]
 
     The re-run button talks to the API in ``PREFECT_API_URL``; without one it would start a
     throwaway Prefect server inside the dashboard, so the embedded server's address is filled in
-    and throwaway servers are switched off.
+    and throwaway servers are switched off. The API's credentials (``PREFECT_API_AUTH_STRING``,
+    or the embedded stack's generated ones) go along, in the environment only.
     """
     env = dict(base)
     env.setdefault("PREFECT_API_URL", f"http://127.0.0.1:{settings.prefect_port}/api")
+    if settings.prefect_api_auth_string is not None:
+        env.setdefault(
+            "PREFECT_API_AUTH_STRING", settings.prefect_api_auth_string.get_secret_value()
+        )
     env.setdefault("PREFECT_SERVER_EPHEMERAL_ENABLED", "false")
     env.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     return env

@@ -16,7 +16,7 @@ from core.errors import InputError
 from core.schemas import ImageJobSpec
 from core.settings import Settings
 from core.themes import resolve_theme
-from deployments.prefect_env import locate_api_url
+from deployments.prefect_env import auth_string, locate_api_url, prefect_api
 from flows.backfill import BackfillRow, known_images, outcomes_for
 from flows.trigger import BACKFILL_DEPLOYMENT
 
@@ -152,10 +152,8 @@ def run_backfill(
             "[red]error:[/red] no Prefect server: start `packshot up` or set PREFECT_API_URL"
         )
         return 2
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
     since = datetime.now(UTC)
-    with temporary_settings(updates={PREFECT_API_URL: api}):
+    with prefect_api(api, auth_string(settings)):
         run_id = _trigger(rows, theme, all_images, chunk_size)
         console.print(f"flow run {run_id} ({BACKFILL_DEPLOYMENT}) started")
         outcomes = _follow(console, rows, theme, since, run_id)

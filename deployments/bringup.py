@@ -1,6 +1,9 @@
 """Idempotent bring-up of a Prefect server: work pool, deployments, limits, automations.
 
-Safe to run at every start, against the embedded server or a production one.
+Safe to run at every start, against the embedded server or a production one. The work pool's
+base job template is locked: a flow run (or a deployment) cannot choose the command a worker
+runs, its working directory or its environment, so whoever may create flow runs still cannot
+make a worker run something else (the API answers 422).
 """
 
 from __future__ import annotations
@@ -11,30 +14,69 @@ import subprocess
 import sys
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
+from core.errors import ConfigurationError
 from core.settings import Settings
+from deployments.prefect_auth import accepts_anonymous
+from deployments.prefect_env import prefect_api
 from deployments.profile import ensure_results_block
 
-__all__ = ["ROOT", "bring_up", "deploy_all", "ensure_work_pool", "ensure_zombie_automation"]
+__all__ = [
+    "LOCKED_JOB_VARIABLES",
+    "ROOT",
+    "bring_up",
+    "check_authentication",
+    "deploy_all",
+    "ensure_work_pool",
+    "ensure_zombie_automation",
+    "locked_job_template",
+]
 
 ROOT = Path(__file__).resolve().parents[1]
 WORK_POOL = "local"
 ZOMBIE_AUTOMATION = "packshot-crash-zombie-flows"
+# What a job variable could otherwise set: the command run, where, and with which environment.
+LOCKED_JOB_VARIABLES = ("command", "working_dir", "env")
 log = logging.getLogger("packshot.bringup")
 
 
+def locked_job_template() -> dict[str, Any]:
+    """Prefect's process template without the locked variables, refusing unknown ones.
+
+    Flow runs get the worker's own command (``python -m prefect.engine``), a temporary working
+    directory (the deployment's pull step moves to the code) and the worker's environment.
+    """
+    from prefect.workers.process import ProcessWorker
+
+    template = ProcessWorker.get_default_base_job_template()
+    for name in LOCKED_JOB_VARIABLES:
+        template["job_configuration"].pop(name, None)
+        template["variables"]["properties"].pop(name, None)
+    template["variables"]["additionalProperties"] = False
+    return template
+
+
 def ensure_work_pool(name: str = WORK_POOL) -> None:
-    """Create the process work pool unless it exists."""
+    """Create the process work pool with the locked template, or lock an existing one."""
     from prefect import get_client
-    from prefect.client.schemas.actions import WorkPoolCreate
+    from prefect.client.schemas.actions import WorkPoolCreate, WorkPoolUpdate
     from prefect.exceptions import ObjectNotFound
 
+    template = locked_job_template()
     with get_client(sync_client=True) as client:
         try:
-            client.read_work_pool(name)
+            pool = client.read_work_pool(name)
         except ObjectNotFound:
-            client.create_work_pool(WorkPoolCreate(name=name, type="process"))
+            client.create_work_pool(
+                WorkPoolCreate(name=name, type="process", base_job_template=template)
+            )
             log.info("created work pool %s", name)
+            return
+        if pool.base_job_template != template:
+            # A pool created by a worker (or an older Packshot) offers the locked variables.
+            client.update_work_pool(name, WorkPoolUpdate(base_job_template=template))
+            log.info("locked the job template of work pool %s", name)
 
 
 def deploy_all(env: dict[str, str]) -> None:
@@ -113,14 +155,37 @@ def _ensure_provider_limits() -> None:
         ensure()
 
 
+def check_authentication(api_url: str, settings: Settings) -> None:
+    """Refuse (production) or warn about a Prefect API that answers without credentials.
+
+    Raises:
+        ConfigurationError: production, and the server does not require authentication.
+    """
+    if not accepts_anonymous(api_url):
+        return
+    problem = (
+        f"the Prefect API at {api_url} answers requests without credentials: anyone who "
+        "reaches it can run code on the workers. Start the server with "
+        "PREFECT_SERVER_API_AUTH_STRING set to the value of PREFECT_API_AUTH_STRING "
+        "(docs/security.md)"
+    )
+    if settings.profile == "production":
+        raise ConfigurationError(problem)
+    log.warning("%s", problem)
+
+
 def bring_up(env: dict[str, str], settings: Settings) -> None:
     """Everything a fresh or existing Prefect server needs before workers start.
 
-    ``env["PREFECT_API_URL"]`` names the server; this process talks to it too.
-    """
-    from prefect.settings import PREFECT_API_URL, temporary_settings
+    ``env["PREFECT_API_URL"]`` names the server, ``env["PREFECT_API_AUTH_STRING"]`` (if set)
+    holds its credentials; this process talks to it too.
 
-    with temporary_settings(updates={PREFECT_API_URL: env["PREFECT_API_URL"]}):
+    Raises:
+        ConfigurationError: production, and the server does not require authentication.
+    """
+    api_url = env["PREFECT_API_URL"]
+    check_authentication(api_url, settings)
+    with prefect_api(api_url, env.get("PREFECT_API_AUTH_STRING")):
         ensure_work_pool()
         deploy_all(env)
         _ensure_provider_limits()

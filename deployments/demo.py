@@ -184,16 +184,14 @@ def summary_table(deliveries: list[Delivery]) -> Table:
     return table
 
 
-def flow_runs_for_job(api_url: str, job_id: str) -> int:
+def flow_runs_for_job(api_url: str, auth: str | None, job_id: str) -> int:
     """How many process-image flow runs Prefect holds for ``job_id`` (asks the Prefect API)."""
     from prefect import get_client
     from prefect.client.schemas.filters import FlowFilter, FlowFilterName
-    from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    with (
-        temporary_settings(updates={PREFECT_API_URL: api_url}),
-        get_client(sync_client=True) as client,
-    ):
+    from deployments.prefect_env import prefect_api
+
+    with prefect_api(api_url, auth), get_client(sync_client=True) as client:
         runs = client.read_flow_runs(
             flow_filter=FlowFilter(name=FlowFilterName(any_=["process-image"])), limit=200
         )

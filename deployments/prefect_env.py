@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import httpx
@@ -19,8 +21,10 @@ __all__ = [
     "PrefectApi",
     "answers_ok",
     "apply_prefect_defaults",
+    "auth_string",
     "locate_api",
     "locate_api_url",
+    "prefect_api",
 ]
 
 
@@ -50,8 +54,29 @@ def apply_prefect_defaults(settings: Settings, *, log_level: str | None = None) 
     }
     if log_level:
         defaults["PREFECT_LOGGING_LEVEL"] = log_level
+    auth = auth_string(settings)
+    if auth:  # the embedded stack's generated credentials (or PREFECT_API_AUTH_STRING itself)
+        defaults["PREFECT_API_AUTH_STRING"] = auth
     for name, value in defaults.items():
         os.environ.setdefault(name, value)
+
+
+def auth_string(settings: Settings) -> str | None:
+    """The Prefect API credentials this process sends (``user:password``), if any."""
+    secret = settings.prefect_api_auth_string
+    return secret.get_secret_value() if secret is not None else None
+
+
+@contextmanager
+def prefect_api(api_url: str, auth: str | None) -> Iterator[None]:
+    """Point this process's Prefect client at ``api_url``, with its credentials, for a block."""
+    from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL, temporary_settings
+
+    updates = {PREFECT_API_URL: api_url}
+    if auth:
+        updates[PREFECT_API_AUTH_STRING] = auth
+    with temporary_settings(updates=updates):
+        yield
 
 
 def answers_ok(url: str, timeout: float = 1.0) -> bool:

@@ -27,6 +27,8 @@ __all__ = [
 ]
 
 SERVICES = ("prefect", "worker", "webhook", "dashboard")
+# Shortest secret production accepts (webhook secret, Prefect API credentials).
+MIN_SECRET_CHARS = 16
 RESULTS_FOLDER = "prefect-results"
 
 
@@ -99,8 +101,7 @@ def problems(settings: Settings, services: Collection[str]) -> list[str]:
                 "(postgresql+asyncpg://…) for the Prefect server: on SQLite, bursts of run "
                 "creations fail (or set PREFECT_API_URL to a server started elsewhere)"
             )
-    if "webhook" in services and settings.webhook_secret is None:
-        found.append("PACKSHOT_WEBHOOK_SECRET must be set: production refuses unsigned deliveries")
+    found += _secret_problems(settings, services)
     heartbeat = _heartbeat_s()
     if heartbeat is not None and settings.zombie_after_s <= heartbeat:
         found.append(
@@ -108,6 +109,31 @@ def problems(settings: Settings, services: Collection[str]) -> list[str]:
             f"heartbeat interval PREFECT_FLOWS_HEARTBEAT_FREQUENCY ({heartbeat} s), or every "
             "long run would be marked Crashed"
         )
+    return found
+
+
+def _secret_problems(settings: Settings, services: Collection[str]) -> list[str]:
+    """The secrets production cannot run without, each long enough not to be guessed."""
+    found = []
+    auth = settings.prefect_api_auth_string
+    if auth is None or len(auth.get_secret_value()) < MIN_SECRET_CHARS:
+        found.append(
+            f"PREFECT_API_AUTH_STRING must be set (user:password, at least {MIN_SECRET_CHARS} "
+            "characters, the same on every machine): whoever uses the Prefect API runs code "
+            "on the workers"
+        )
+    if settings.secret_key is None:
+        found.append(
+            "PACKSHOT_SECRET_KEY must be set: it encrypts the credentials in source URLs at rest"
+        )
+    if "webhook" in services:
+        secret = settings.webhook_secret
+        if secret is None:
+            found.append(
+                "PACKSHOT_WEBHOOK_SECRET must be set: production refuses unsigned deliveries"
+            )
+        elif len(secret.get_secret_value()) < MIN_SECRET_CHARS:
+            found.append(f"PACKSHOT_WEBHOOK_SECRET must be at least {MIN_SECRET_CHARS} characters")
     return found
 
 

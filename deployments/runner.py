@@ -11,7 +11,7 @@ from core.jobs import job_view
 from core.schemas import ImageJobSpec, JobView
 from core.settings import Settings
 from core.tables import Job
-from deployments.prefect_env import locate_api
+from deployments.prefect_env import auth_string, locate_api, prefect_api
 
 __all__ = ["ProcessOutcome", "run_process"]
 
@@ -69,15 +69,13 @@ def run_process(spec: ImageJobSpec, settings: Settings, *, force: bool = False) 
     _warm_up(settings)
     warm_ms = (time.perf_counter() - started) * 1000
     api.wait()
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
     from flows.process_image import process_image
 
     error: str | None = None
     sha = spec.sha256
     flow_started = time.perf_counter()
     try:
-        with temporary_settings(updates={PREFECT_API_URL: api.url}):
+        with prefect_api(api.url, auth_string(settings)):
             result = process_image(
                 sku=spec.sku,
                 image_url=spec.image_url,

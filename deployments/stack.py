@@ -3,35 +3,41 @@
 Order of start: Prefect server (unless PREFECT_API_URL names one), bring-up (work pool,
 deployments, limits, automations, results block), the workers, the webhook, the dashboard.
 A machine may run any subset (``services``): production puts the server, the web processes and
-each worker where it likes. Every child runs in its own process group, so stopping the stack
-also stops the flow-run processes a worker started: no orphans.
+each worker where it likes. The Prefect server it starts requires the API credentials every
+child gets in its environment (``deployments.prefect_auth``).
+
+Stopping stops the web processes, cancels the running flow runs through Prefect and ends their
+processes within ``PACKSHOT_STOP_GRACE_S`` (``deployments.shutdown``), then stops the workers
+and the server; whatever the stack started and is still running after that is killed. A child
+that crashes is restarted; one that crashes too often in a row waits before its next restart,
+and the others keep running.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-import signal
 import socket
-import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.settings import Settings
+from deployments import proctree
 from deployments.bringup import ROOT, WORK_POOL, bring_up
-from deployments.prefect_env import answers_ok
+from deployments.prefect_auth import ensure_auth_string, server_env
+from deployments.prefect_env import auth_string
 from deployments.profile import SERVICES, worker_env
+from deployments.service import CrashWindow, Service, wait_healthy
+from deployments.shutdown import end_flow_runs
 
-__all__ = ["SERVICES", "Service", "Stack", "stack_env"]
+__all__ = ["SERVICES", "CrashWindow", "Service", "Stack", "stack_env"]
 
 log = logging.getLogger("packshot.stack")
 _BIN = Path(sys.executable).parent
-_OUTPUT_LOCK = threading.Lock()
 
 
 def stack_env(
@@ -40,8 +46,12 @@ def stack_env(
     """Environment shared by every child: absolute home, the API URL, Prefect's defaults."""
     settings.prefect_home.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
-    # Only the Prefect server needs its database URL (it may hold a password): see Stack.
+    # Only the Prefect server needs its database URL and its side of the credentials: see Stack.
     env.pop("PREFECT_API_DATABASE_CONNECTION_URL", None)
+    env.pop("PREFECT_SERVER_API_AUTH_STRING", None)
+    auth = auth_string(settings)
+    if auth:
+        env["PREFECT_API_AUTH_STRING"] = auth
     env.update(
         {
             "PACKSHOT_HOME": str(settings.home.expanduser().resolve()),
@@ -61,80 +71,8 @@ def stack_env(
     return env
 
 
-@dataclass
-class Service:
-    """One supervised child process."""
-
-    name: str
-    argv: list[str]
-    health_url: str | None = None
-    env: dict[str, str] = field(default_factory=dict)
-    restarts: int = 0
-    process: subprocess.Popen[bytes] | None = None
-    _pump: threading.Thread | None = field(default=None, repr=False)
-
-    def start(self, env: dict[str, str]) -> None:
-        """Start the child in its own process group and relay its output with a prefix."""
-        self.process = subprocess.Popen(
-            self.argv,
-            cwd=ROOT,
-            env={**env, **self.env},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        self._pump = threading.Thread(target=self._relay, name=f"log-{self.name}", daemon=True)
-        self._pump.start()
-
-    def _relay(self) -> None:
-        assert self.process is not None and self.process.stdout is not None
-        prefix = f"[{self.name}] ".encode()
-        for line in iter(self.process.stdout.readline, b""):
-            with _OUTPUT_LOCK:
-                sys.stdout.buffer.write(prefix + line)
-                sys.stdout.buffer.flush()
-
-    def alive(self) -> bool:
-        """True while the child runs."""
-        return self.process is not None and self.process.poll() is None
-
-    def stop(self, timeout: float = 15.0) -> None:
-        """SIGTERM the process group (twice: a worker wants two), SIGKILL what is left."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        group = os.getpgid(self.process.pid)
-        for attempt in range(2):
-            _signal_group(group, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=timeout / 2)
-                break
-            except subprocess.TimeoutExpired:
-                log.debug("%s still running after SIGTERM %d", self.name, attempt + 1)
-        _signal_group(group, signal.SIGKILL)  # children of the child (flow runs), if any
-        self.process.wait(timeout=5)
-
-
-def _signal_group(group: int, sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(group, sig)
-
-
-def wait_healthy(url: str, timeout: float, service: Service | None = None) -> None:
-    """Poll ``url`` until it answers 200."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if service is not None and not service.alive():
-            raise RuntimeError(f"{service.name} exited before it was ready")
-        if answers_ok(url, timeout=2):
-            return
-        time.sleep(0.3)
-    raise TimeoutError(f"{url} not ready after {timeout:.0f} s")
-
-
 class Stack:
     """The stack's services on this machine: start, supervise, stop."""
-
-    MAX_RESTARTS = 3
 
     def __init__(
         self,
@@ -156,7 +94,14 @@ class Stack:
         self.ui_url = self.api_url.removesuffix("/api")
         self.webhook_url = f"http://{host}:{settings.webhook_port}"
         self.dashboard_url = f"http://{host}:{settings.dashboard_port}"
-        self.env = stack_env(settings, self.api_url, extra_env)
+        # The server started here requires credentials; one started elsewhere has its own.
+        self.auth = ensure_auth_string(settings) if self.own_server else auth_string(settings)
+        # Marks every process the stack starts, so that stop() finds them all (proctree).
+        self.instance = uuid.uuid4().hex
+        own = {proctree.MARKER: self.instance}
+        if self.auth:
+            own["PREFECT_API_AUTH_STRING"] = self.auth
+        self.env = stack_env(settings, self.api_url, {**(extra_env or {}), **own})
         # A machine that only runs workers leaves deployments to the one that runs the rest:
         # deployments record the code's path on the machine that deploys them.
         self.bootstrap = wanted != {"worker"}
@@ -186,7 +131,8 @@ class Stack:
             str(_BIN / "prefect"),
             *("server", "start", "--host", s.bind, "--port", str(s.prefect_port)),
         ]
-        env = {}
+        assert self.auth is not None  # ensure_auth_string gave one (own_server)
+        env = server_env(s, self.auth, self.ui_url)
         if s.prefect_database_url is not None:
             env["PREFECT_API_DATABASE_CONNECTION_URL"] = s.prefect_database_url.get_secret_value()
         return Service("prefect", argv, f"{self.api_url}/health", env=env)
@@ -241,36 +187,65 @@ class Stack:
             bring_up(self.env, self.settings)
 
     def supervise(self) -> int:
-        """Block until Ctrl-C or a service fails for good; restart crashed services."""
+        """Block until Ctrl-C (or ``request_stop``); restart services that exit. Returns 0.
+
+        A service that exits is started again at once, or, after ``CrashWindow.limit`` restarts
+        within its window, when the window allows; the other services keep running meanwhile.
+        """
         while not self._stopping.wait(1.0):
             for service in self.services:
                 with self._lifecycle:
                     if self._stopping.is_set():
                         return 0
-                    if service.alive():
-                        continue
-                    code = service.process.returncode if service.process else None
-                    if service.restarts >= self.MAX_RESTARTS:
-                        log.error(
-                            "%s exited (%s) %d times; stopping",
-                            service.name,
-                            code,
-                            service.restarts,
-                        )
-                        return 1
-                    service.restarts += 1
-                    log.warning("%s exited (%s); restarting", service.name, code)
-                    service.start(self.env)
+                    self._revive(service, time.monotonic())
         return 0
+
+    def _revive(self, service: Service, now: float) -> None:
+        if service.alive():
+            return
+        if service.restart_at is None:  # it has just exited
+            code = service.process.returncode if service.process else None
+            service.restart_at = service.crashes.next_start(now)
+            wait = service.restart_at - now
+            if wait > 0:
+                log.error(
+                    "%s exited (%s) and keeps crashing: next start in %.0f s; "
+                    "the other services keep running",
+                    service.name,
+                    code,
+                    wait,
+                )
+            else:
+                log.warning("%s exited (%s); restarting", service.name, code)
+        if now >= service.restart_at:
+            service.crashes.restarted(now)
+            service.restart_at = None
+            service.start(self.env)
 
     def request_stop(self) -> None:
         """Ask ``supervise`` to return (from a signal handler)."""
         self._stopping.set()
 
     def stop(self) -> None:
-        """Stop every service, newest first."""
+        """Stop every service, newest first; the flow runs end before the workers stop."""
         self._stopping.set()
         with self._lifecycle:
+            runs_ended = False
             for service in reversed(self.services):
+                if not runs_ended and service.name not in ("webhook", "dashboard"):
+                    # The dispatcher is gone, the workers and the server still run.
+                    end_flow_runs(
+                        self.instance, self.api_url, self.auth, self.settings.stop_grace_s
+                    )
+                    runs_ended = True
                 service.stop()
                 log.info("%s stopped", service.name)
+            self._sweep()
+
+    def _sweep(self) -> None:
+        """Kill whatever the stack started and is still running (a grandchild, an orphan)."""
+        left = proctree.marked(self.instance)
+        if left:
+            log.warning("%d process(es) started by the stack still ran: killed", len(left))
+            proctree.kill(left)
+            proctree.wait_gone(left, 5)

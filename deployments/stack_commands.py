@@ -9,9 +9,11 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.panel import Panel
 
 from core.db import upgrade_schema
+from core.errors import ConfigurationError
 from core.logging import configure_logging
 from core.settings import Settings, configure, get_settings
 from deployments import demo as d
@@ -45,13 +47,27 @@ def _start(
 ) -> Stack:
     stack = Stack(settings, extra_env=extra_env, services=services or SERVICES, workers=workers)
 
-    def _stop(signum: int, frame: object) -> None:
+    def _on_sigterm(signum: int, frame: object) -> None:
         stack.request_stop()
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, _stop)
-    stack.start()
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        stack.start()
+    except BaseException:
+        _stop(stack)  # what did start (the server, a worker) must not outlive a failed start
+        raise
     return stack
+
+
+def _stop(stack: Stack | None) -> None:
+    """Stop ``stack`` to the end: a second Ctrl-C or SIGTERM must not cut the shutdown short."""
+    if stack is None:
+        return
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    out.print(f"stopping (running flow runs get {stack.settings.stop_grace_s:.0f} s)…")
+    stack.stop()
 
 
 def _where(stack: Stack) -> None:
@@ -110,10 +126,12 @@ def up(
         out.print("[green]running[/green] — Ctrl-C stops everything")
         code = stack.supervise()
     except KeyboardInterrupt:
-        out.print("stopping…")
+        pass
+    except ConfigurationError as exc:
+        err.print(f"[red]error:[/red] {escape(str(exc))}")
+        code = 2
     finally:
-        if stack is not None:
-            stack.stop()
+        _stop(stack)
     raise typer.Exit(code)
 
 
@@ -139,7 +157,11 @@ def bootstrap() -> None:
         raise typer.Exit(2)
     apply_prefect_defaults(settings)
     upgrade_schema(settings.database_url)
-    bring_up(stack_env(settings, settings.prefect_api_url), settings)
+    try:
+        bring_up(stack_env(settings, settings.prefect_api_url), settings)
+    except ConfigurationError as exc:
+        err.print(f"[red]error:[/red] {escape(str(exc))}")
+        raise typer.Exit(2) from exc
     out.print(f"Prefect server {settings.prefect_api_url} is ready for workers")
 
 
@@ -173,17 +195,19 @@ def demo(
             out.print("[green]still running[/green] — Ctrl-C stops everything")
             stack.supervise()
     except KeyboardInterrupt:
-        out.print("stopping…")
+        pass
+    except ConfigurationError as exc:
+        err.print(f"[red]error:[/red] {escape(str(exc))}")
+        code = 2
     finally:
         cdn.shutdown()
-        if stack is not None:
-            stack.stop()
+        _stop(stack)
     raise typer.Exit(code)
 
 
 def _report(deliveries: list[d.Delivery], duplicate: d.Delivery, stack: Stack) -> int:
     out.print(d.summary_table(deliveries))
-    runs = d.flow_runs_for_job(stack.api_url, duplicate.job_id)
+    runs = d.flow_runs_for_job(stack.api_url, stack.auth, duplicate.job_id)
     out.print(
         f"duplicate delivery for {duplicate.sku}: HTTP {duplicate.answer}, "
         f"same job {duplicate.job_id}; flow runs for it in Prefect: {runs}"

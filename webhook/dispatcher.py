@@ -49,6 +49,7 @@ __all__ = [
     "backoff_delay",
     "is_transient",
     "prefect_api_url",
+    "prefect_auth_string",
     "run_dispatcher",
 ]
 
@@ -71,6 +72,12 @@ def _preload_prefect() -> None:
 def prefect_api_url(settings: Settings) -> str:
     """``PREFECT_API_URL`` if set, else the embedded server of ``packshot up`` (never ephemeral)."""
     return settings.prefect_api_url or f"http://127.0.0.1:{settings.prefect_port}/api"
+
+
+def prefect_auth_string(settings: Settings) -> str | None:
+    """``PREFECT_API_AUTH_STRING`` (or the embedded stack's generated one), if any."""
+    secret = settings.prefect_api_auth_string
+    return secret.get_secret_value() if secret is not None else None
 
 
 def backoff_delay(attempt: int, *, cap: float, rng: random.Random | None = None) -> float:
@@ -185,7 +192,7 @@ class Dispatcher:
     async def __aenter__(self) -> Dispatcher:
         from prefect.client.orchestration import PrefectClient
 
-        client = PrefectClient(self.api_url)
+        client = PrefectClient(self.api_url, auth_string=prefect_auth_string(self.settings))
         await client.__aenter__()
         self._client = client
         return self

@@ -31,6 +31,7 @@ from core.db import get_engine
 from core.settings import Settings
 from core.urls import redact_urls
 from webhook.db import DbRunner
+from webhook.dispatcher import prefect_auth_string
 from webhook.logs import get_logger
 
 if TYPE_CHECKING:
@@ -171,5 +172,5 @@ async def run_recovery(
     """The recovery loop with its own Prefect client, until ``stop``."""
     from prefect.client.orchestration import PrefectClient
 
-    async with PrefectClient(api_url) as client:
+    async with PrefectClient(api_url, auth_string=prefect_auth_string(settings)) as client:
         await Recovery(settings, db=db, client=client).run(stop, on_requeue)

@@ -23,17 +23,28 @@ PG = "postgresql+psycopg://packshot:pw@db:5432/packshot"
 PREFECT_PG = "postgresql+asyncpg://prefect:pw@db:5432/prefect"
 
 
-def _production(prefect_database_url: str | None = PREFECT_PG, **overrides: Any) -> Settings:
+AUTH = "packshot:a-long-prefect-password"
+
+
+def _production(
+    prefect_database_url: str | None = PREFECT_PG, auth: str | None = AUTH, **overrides: Any
+) -> Settings:
     values: dict[str, Any] = {
         "profile": "production",
         "database_url": PG,
         "store_url": "s3://shop-media/assets",
         "webhook_secret": "a-real-shared-secret",
+        "secret_key": "a-key-for-source-url-credentials",
     }
     values.update(overrides)
-    # Read from Prefect's own variable (an alias), so it is set the way the environment would.
+    # Read from Prefect's own variables (aliases), so they are set the way the environment would.
     server_db = SecretStr(prefect_database_url) if prefect_database_url else None
-    return Settings(**values).model_copy(update={"prefect_database_url": server_db})
+    return Settings(**values).model_copy(
+        update={
+            "prefect_database_url": server_db,
+            "prefect_api_auth_string": SecretStr(auth) if auth else None,
+        }
+    )
 
 
 def test_the_embedded_profile_requires_nothing() -> None:
@@ -68,6 +79,38 @@ def test_the_prefect_server_needs_postgresql_unless_it_runs_elsewhere() -> None:
 def test_production_webhooks_must_be_signed() -> None:
     found = problems(_production(webhook_secret=None), ["webhook"])
     assert found == ["PACKSHOT_WEBHOOK_SECRET must be set: production refuses unsigned deliveries"]
+
+
+def test_production_requires_prefect_credentials_a_secret_key_and_long_secrets() -> None:
+    found = problems(_production(auth=None, secret_key=None), ["worker"])
+    assert len(found) == 2
+    assert found[0].startswith("PREFECT_API_AUTH_STRING must be set (user:password, at least 16")
+    assert found[1].startswith("PACKSHOT_SECRET_KEY must be set")
+    short = _production(auth="u:short", webhook_secret="fifteen-chars-x")
+    assert [p.split(" must")[0] for p in problems(short, SERVICES)] == [
+        "PREFECT_API_AUTH_STRING",
+        "PACKSHOT_WEBHOOK_SECRET",
+    ]
+    assert problems(_production(webhook_secret="sixteen-chars-xx"), SERVICES) == []
+
+
+def test_packshot_up_production_refuses_to_start_without_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name, value in {
+        "PACKSHOT_DATABASE_URL": PG,
+        "PACKSHOT_STORE_URL": "s3://shop-media/assets",
+        "PREFECT_API_DATABASE_CONNECTION_URL": PREFECT_PG,
+        "PACKSHOT_WEBHOOK_SECRET": "short-secret",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("PREFECT_API_AUTH_STRING", raising=False)
+    result = CliRunner().invoke(app, ["up", "--profile", "production"])
+    assert result.exit_code == 2
+    text = " ".join(result.output.split())  # the console wraps long lines
+    assert "PREFECT_API_AUTH_STRING must be set" in text
+    assert "PACKSHOT_SECRET_KEY must be set" in text
+    assert "PACKSHOT_WEBHOOK_SECRET must be at least 16 characters" in text
 
 
 def test_the_zombie_window_must_exceed_the_heartbeat(monkeypatch: pytest.MonkeyPatch) -> None:

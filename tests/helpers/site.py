@@ -137,7 +137,7 @@ class Site:
         async def read() -> list[str]:
             from prefect.client.orchestration import PrefectClient
 
-            async with PrefectClient(self.stack.api_url) as client:
+            async with PrefectClient(self.stack.api_url, auth_string=self.stack.auth) as client:
                 workers = await client.read_workers_for_work_pool("local")
             return [w.name for w in workers if str(w.status).upper().endswith("ONLINE")]
 
@@ -151,7 +151,7 @@ class Site:
             from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
 
             ids = [uuid.UUID(i) for i in flow_run_ids]
-            async with PrefectClient(self.stack.api_url) as client:
+            async with PrefectClient(self.stack.api_url, auth_string=self.stack.auth) as client:
                 logs = await client.read_logs(
                     LogFilter(flow_run_id=LogFilterFlowRunId(any_=ids)), limit=200
                 )
@@ -180,7 +180,7 @@ class Site:
             from prefect.client.orchestration import PrefectClient
 
             found: dict[str, list[Any]] = {i: [] for i in job_ids}
-            async with PrefectClient(self.stack.api_url) as client:
+            async with PrefectClient(self.stack.api_url, auth_string=self.stack.auth) as client:
                 offset = 0
                 while True:
                     page = await client.read_flow_runs(limit=200, offset=offset)
@@ -240,6 +240,8 @@ def _production_env(prefect_db: str, jobs_db: str, s3_url: str) -> dict[str, str
         "PACKSHOT_S3_ENDPOINT_URL": s3_url,
         "PACKSHOT_S3_REGION": "us-east-1",
         "PREFECT_API_DATABASE_CONNECTION_URL": prefect_db,
+        # Production requires the Prefect API credentials (the embedded profile generates them).
+        "PREFECT_API_AUTH_STRING": "packshot:integration-prefect-credentials",
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_DEFAULT_REGION": "us-east-1",

@@ -1,0 +1,54 @@
+"""The supervisor of `packshot up`: crashes are counted in a window, and never stop the others."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+
+from core.settings import Settings
+from deployments.service import CrashWindow, Service
+from deployments.stack import Stack
+
+
+def test_restarts_are_limited_per_window_and_old_crashes_are_forgotten() -> None:
+    window = CrashWindow(limit=3, window_s=600)
+    for now in (0.0, 10.0, 20.0):
+        assert window.next_start(now) == now
+        window.restarted(now)
+    assert window.next_start(30.0) == 600.0  # a fourth crash within 10 min waits
+    assert window.next_start(700.0) == 700.0  # an hour of quiet later, it starts at once
+    window.restarted(700.0)
+    assert window.next_start(710.0) == 710.0
+
+
+def _service(name: str, code: str, window: CrashWindow) -> Service:
+    return Service(name, [sys.executable, "-c", code], crashes=window)
+
+
+def test_a_worker_that_keeps_crashing_never_takes_the_webhook_down() -> None:
+    stack = Stack(Settings().model_copy(update={"prefect_api_url": "http://127.0.0.1:9/api"}))
+    worker = _service("worker", "raise SystemExit(3)", CrashWindow(limit=2, window_s=600))
+    webhook = _service("webhook", "import time; time.sleep(120)", CrashWindow())
+    stack.services = [worker, webhook]
+    for service in stack.services:
+        service.start(stack.env)
+    assert webhook.process is not None
+    first_webhook = webhook.process.pid
+    supervisor = threading.Thread(target=stack.supervise, daemon=True)
+    supervisor.start()
+    try:
+        deadline = time.monotonic() + 60
+        while worker.restart_at is None or worker.restart_at <= time.monotonic():
+            assert time.monotonic() < deadline, "the worker was never held back"
+            time.sleep(0.2)
+        # Two restarts, then the third crash waits for the window: the stack keeps running.
+        assert worker.crashes.restarts == 2
+        assert supervisor.is_alive()
+        assert webhook.alive() and webhook.process.pid == first_webhook
+    finally:
+        stack.request_stop()
+        supervisor.join(timeout=10)
+        for service in stack.services:
+            service.stop(timeout=5)
+    assert not supervisor.is_alive()
