@@ -12,14 +12,13 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from pathlib import Path
 
+from deployments.bringup import ROOT
 from deployments.prefect_env import answers_ok
 
 __all__ = ["CrashWindow", "Service", "wait_healthy"]
 
 log = logging.getLogger("packshot.stack")
-ROOT = Path(__file__).resolve().parents[1]
 _OUTPUT_LOCK = threading.Lock()
 
 
@@ -103,7 +102,8 @@ class Service:
                 break
             except subprocess.TimeoutExpired:
                 log.debug("%s still running after SIGTERM %d", self.name, attempt + 1)
-        _signal_group(group, signal.SIGKILL)  # children of the child (flow runs), if any
+        # What is left of its group; flow runs sit in groups of their own (Stack.stop).
+        _signal_group(group, signal.SIGKILL)
         self.process.wait(timeout=5)
 
 

@@ -234,13 +234,17 @@ class Stack:
             for service in reversed(self.services):
                 if not runs_ended and service.name not in ("webhook", "dashboard"):
                     # The dispatcher is gone, the workers and the server still run.
-                    end_flow_runs(
-                        self.instance, self.api_url, self.auth, self.settings.stop_grace_s
-                    )
+                    self._end_flow_runs()
                     runs_ended = True
                 service.stop()
                 log.info("%s stopped", service.name)
             self._sweep()
+
+    def _end_flow_runs(self) -> None:
+        try:
+            end_flow_runs(self.instance, self.api_url, self.auth, self.settings.stop_grace_s)
+        except Exception:  # logged with its traceback; stopping goes on, _sweep ends them
+            log.exception("could not cancel the running flow runs")
 
     def _sweep(self) -> None:
         """Kill whatever the stack started and is still running (a grandchild, an orphan)."""
