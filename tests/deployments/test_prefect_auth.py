@@ -53,6 +53,7 @@ def test_a_configured_string_wins_and_production_never_generates_one(
 def test_only_the_server_gets_its_side_and_every_child_the_client_side(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)  # this stack starts its own server
     monkeypatch.setenv("PREFECT_SERVER_API_AUTH_STRING", "leaked:from-the-shell")
     monkeypatch.setenv("PREFECT_UI_URL", "https://prefect.example.com/ui/")
     stack = Stack(Settings())
