@@ -196,3 +196,32 @@ def flow_runs_for_job(api_url: str, auth: str | None, job_id: str) -> int:
             flow_filter=FlowFilter(name=FlowFilterName(any_=["process-image"])), limit=200
         )
     return sum(1 for run in runs if str(run.parameters.get("job_id")) == job_id)
+
+
+def wait_for_runs(api_url: str, auth: str | None, timeout: float = 60.0) -> None:
+    """Wait, at most ``timeout`` seconds, until Prefect has no pending or running flow run.
+
+    A job is DONE as soon as its flow wrote it; Prefect marks the run Completed a moment later.
+    Stopping the stack in between would cancel runs that have done their work.
+    """
+    from prefect import get_client
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+    )
+    from prefect.client.schemas.objects import StateType
+
+    from deployments.prefect_env import prefect_api
+
+    active = FlowRunFilter(
+        state=FlowRunFilterState(
+            type=FlowRunFilterStateType(any_=[StateType.PENDING, StateType.RUNNING])
+        )
+    )
+    deadline = time.monotonic() + timeout
+    with prefect_api(api_url, auth), get_client(sync_client=True) as client:
+        while client.read_flow_runs(flow_run_filter=active, limit=1):
+            if time.monotonic() > deadline:
+                return
+            time.sleep(0.5)

@@ -191,7 +191,9 @@ def demo(
                 d.post_delivery(client, stack.webhook_url, secret, delivery)
             d.watch(client, stack.webhook_url, deliveries, out)
         code = _report(deliveries, duplicate, stack)
-        if not exit_when_done:
+        if exit_when_done:
+            d.wait_for_runs(stack.api_url, stack.auth)
+        else:
             out.print("[green]still running[/green] — Ctrl-C stops everything")
             stack.supervise()
     except KeyboardInterrupt:
