@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 from rich.panel import Panel
@@ -108,7 +109,13 @@ def up(
     wanted = _services(services)
     if profile not in (None, "embedded", "production"):
         raise typer.BadParameter(f"embedded or production, not {profile!r}", param_hint="--profile")
-    settings = configure(profile=profile) if profile else get_settings()
+    try:
+        settings = configure(profile=profile) if profile else get_settings()
+    except ValidationError as exc:  # a value no profile accepts, or this one refuses
+        for error in exc.errors():
+            where = ".".join(str(part) for part in error["loc"]) or "settings"
+            err.print(f"[red]error:[/red] {escape(where)}: {escape(error['msg'])}")
+        raise typer.Exit(2) from exc
     found = problems(settings, wanted)
     if found:
         for problem in found:

@@ -82,6 +82,7 @@ def test_the_locked_template_offers_no_command_directory_or_environment() -> Non
 
 
 @pytest.mark.xdist_group("prefect")
+@pytest.mark.timeout(600)  # may be the first test of its process to start the test server
 def test_bring_up_locks_a_pool_a_worker_created_with_the_default_template(
     prefect_server: str,
 ) -> None:

@@ -32,7 +32,8 @@ from core.signing import SIGNATURE_HEADER, sign
 from tests.helpers.images import jpeg_bytes, varied_product
 from tests.helpers.ports import free_port
 
-pytestmark = pytest.mark.slow
+# Start-up alone takes 1-3 minutes on a busy 2-core machine.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 SECRET = "packshot-up-test-secret-0042"
 GRACE_S = 10
