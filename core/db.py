@@ -23,6 +23,7 @@ from sqlmodel import Session, create_engine
 
 from core.db_errors import is_transient_db_error
 from core.errors import ConfigurationError
+from core.events.record import install as install_outbox
 from core.settings import get_settings
 
 __all__ = [
@@ -84,7 +85,11 @@ def _new_engine(url: str) -> Engine:
 
 
 def get_engine(url: str) -> Engine:
-    """The process-wide engine for ``url``, created on first use (never at import time)."""
+    """The process-wide engine for ``url``, created on first use (never at import time).
+
+    Sessions then write the event outbox with every status change (``core.events.record``).
+    """
+    install_outbox()
     with _lock:
         engine = _engines.get(url)
         if engine is None:

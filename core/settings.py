@@ -5,9 +5,12 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from core.urls import redact_url
 
 __all__ = ["MIN_WEBHOOK_SECRET_CHARS", "Settings", "configure", "get_settings"]
 
@@ -240,6 +243,62 @@ class Settings(BaseSettings):
         15.0, gt=0, le=3600, description="How often the webhook looks for crashed flow runs."
     )
 
+    # --- outbound events (design.md "Outbound events") -------------------------------------
+    notify_url: str = Field(
+        "",
+        description="Comma-separated URLs that receive job events (DONE, FAILED, …); unset = none.",
+    )
+    notify_secret: SecretStr | None = Field(
+        None, description="HMAC secret that signs outbound events (X-Packshot-Signature)."
+    )
+    notify_secret_previous: SecretStr | None = Field(
+        None,
+        description="The secret being rotated out: while set, events carry a v1 for both secrets.",
+    )
+    notify_allow_private: bool = Field(
+        False, description="Allow event targets on loopback/private addresses (tests, demo)."
+    )
+    notify_connect_timeout_s: float = Field(
+        5.0, gt=0, le=60, description="Seconds to connect to an event target."
+    )
+    notify_timeout_s: float = Field(
+        10.0, gt=0, le=120, description="Seconds one event delivery may take in total."
+    )
+    notify_backoff_first_s: float = Field(
+        1.0, gt=0, le=3600, description="First wait before an event is sent again; doubles."
+    )
+    notify_backoff_max_s: float = Field(
+        3600.0, gt=0, le=86_400, description="Longest wait between two tries of an event."
+    )
+    notify_give_up_s: float = Field(
+        86_400.0,
+        gt=0,
+        le=30 * 86_400,
+        description="An event still undelivered this long after it was created is marked dead.",
+    )
+    notify_poll_s: float = Field(
+        0.2, gt=0, le=60, description="How often an idle event sender looks for due events."
+    )
+    notify_batch: int = Field(64, ge=1, le=1000, description="Events one sender claims at a time.")
+    notify_concurrency: int = Field(
+        8, ge=1, le=64, description="Deliveries one sender has in flight at once."
+    )
+    notify_sender_enabled: bool = Field(
+        True,
+        description="Run the event sender inside the webhook process (off when "
+        "`packshot notify` runs it on its own).",
+    )
+    public_base_url: str | None = Field(
+        None,
+        description="Public base URL of the store (a CDN): events link manifests as base + key.",
+    )
+    manifest_url_expires_s: int = Field(
+        604_800,
+        ge=60,
+        le=604_800,
+        description="Lifetime of the presigned manifest URL in events (S3 store, no public URL).",
+    )
+
     # --- input limits and download -----------------------------------------------------------
     max_source_bytes: int = Field(25_000_000, gt=0, description="Largest accepted source file.")
     max_source_pixels: int = Field(50_000_000, gt=0, description="Largest accepted source image.")
@@ -283,6 +342,8 @@ class Settings(BaseSettings):
         "shopify_client_secret",
         "secret_key",
         "prefect_api_auth_string",
+        "notify_secret",
+        "notify_secret_previous",
     )
     @classmethod
     def _no_placeholder(cls, value: SecretStr | None) -> SecretStr | None:
@@ -337,6 +398,32 @@ class Settings(BaseSettings):
             raise ValueError(f"unusable template ({exc}); fields: title, theme, n, sku") from exc
         return value
 
+    @field_validator("notify_url")
+    @classmethod
+    def _notify_targets(cls, value: str) -> str:
+        for target in _split_urls(value):
+            _check_http_url(target)
+        return value
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _public_base(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        _check_http_url(value.strip())
+        return value.strip()
+
+    @property
+    def notify_targets(self) -> list[str]:
+        """The event targets of ``PACKSHOT_NOTIFY_URL``, in order, without duplicates."""
+        return list(dict.fromkeys(_split_urls(self.notify_url)))
+
+    @property
+    def notify_secrets(self) -> list[str]:
+        """The signing secrets: the current one first, then the one being rotated out."""
+        found = (self.notify_secret, self.notify_secret_previous)
+        return [secret.get_secret_value() for secret in found if secret is not None]
+
     @property
     def segmenter_chain(self) -> list[str]:
         """The segmenter names, in the order they are tried."""
@@ -357,6 +444,19 @@ def _refuse_placeholder(value: SecretStr) -> None:
     raw = value.get_secret_value().strip()
     if raw.lower() in _PLACEHOLDER_SECRETS or raw.startswith("<"):
         raise ValueError("is a placeholder, not a real secret")
+
+
+def _split_urls(value: str) -> list[str]:
+    return [part.strip() for part in value.split(",") if part.strip()]
+
+
+def _check_http_url(url: str) -> None:
+    """An absolute http(s) URL with a host and no credentials, or ValueError naming it."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{redact_url(url)!r} is not an absolute http(s) URL")
+    if parts.username or parts.password:
+        raise ValueError(f"{redact_url(url)!r} must not carry credentials")
 
 
 _overrides: dict[str, object] = {}

@@ -5,7 +5,8 @@ from __future__ import annotations
 from alembic import context
 from sqlmodel import SQLModel
 
-import core.tables  # noqa: F401  (registers the tables on SQLModel.metadata)
+import core.events.table
+import core.tables  # noqa: F401  (registers the tables, the outbox too, on SQLModel.metadata)
 
 connection = context.config.attributes["connection"]
 context.configure(
