@@ -83,12 +83,18 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             ),
             name="packshot-recovery",
         )
+    if settings.notify_sender_enabled and settings.notify_targets:
+        from webhook.notifier import Notifier
+
+        ctx.notifier = Notifier(settings, db=ctx.db)
+        ctx.notifier_task = asyncio.create_task(ctx.notifier.run(stop), name="packshot-notifier")
     app.state.ctx = ctx
     log.info(
         "webhook.started",
         database=make_url(settings.database_url).render_as_string(hide_password=True),
         signatures="required" if secret else "off",
         dispatcher="on" if ctx.dispatcher else "off",
+        events="on" if ctx.notifier else "off",
     )
     try:
         yield
@@ -97,6 +103,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             await _stop(ctx.dispatcher_task, stop)
         if recovery is not None:
             await _stop(recovery, stop)
+        if ctx.notifier_task is not None:
+            await _stop(ctx.notifier_task, stop)
         ctx.db.close()
 
 

@@ -22,6 +22,7 @@ from webhook.logs import get_logger
 
 if TYPE_CHECKING:
     from webhook.dispatcher import Dispatcher
+    from webhook.notifier import Notifier
 
 __all__ = [
     "ApiError",
@@ -102,6 +103,12 @@ class WebhookContext:
     secret: bytes | None
     dispatcher: Dispatcher | None = None
     dispatcher_task: asyncio.Task[None] | None = None
+    notifier: Notifier | None = None
+    notifier_task: asyncio.Task[None] | None = None
+
+    def notifier_alive(self) -> bool:
+        """The in-process event sender is running."""
+        return self.notifier_task is not None and not self.notifier_task.done()
 
     def dispatcher_alive(self) -> bool:
         """The in-process dispatcher loop is running."""

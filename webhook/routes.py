@@ -22,6 +22,7 @@ from core.schemas import ImageJobSpec, JobView
 from core.urls import redact_url
 from webhook.deps import ApiError, Context, RawBody
 from webhook.logs import get_logger
+from webhook.notifier import outbox_backlog
 from webhook.schemas import Accepted, Duplicate, ErrorBody, FieldError, ImageEvent, parse_event
 from webhook.security import SIGNATURE_HEADER, SignatureError, verify_signature
 
@@ -166,12 +167,37 @@ async def healthz(ctx: Context) -> JSONResponse:
     if ctx.dispatcher is not None:
         dispatcher.update(ctx.dispatcher.status())
         dispatcher["alive"] = ctx.dispatcher_alive()
-    healthy = db == "ok" and (ctx.dispatcher is None or bool(dispatcher["alive"]))
+    events = await _events_health(ctx)
+    healthy = (
+        db == "ok"
+        and (ctx.dispatcher is None or bool(dispatcher["alive"]))
+        and (ctx.notifier is None or bool(events["alive"]))
+    )
     body = {
         "status": "ok" if healthy else "degraded",
         "db": db,
         "backlog": backlog,
         "signatures": "required" if ctx.secret else "off",
         "dispatcher": dispatcher,
+        "events": events,
     }
     return JSONResponse(body, status_code=200 if healthy else 503)
+
+
+async def _events_health(ctx: Context) -> dict[str, object]:
+    """The outbox: deliveries not yet done, the oldest one's age, dead ones, the sender."""
+    events: dict[str, object] = {
+        "enabled": ctx.notifier is not None,
+        "targets": len(ctx.settings.notify_targets),
+        "alive": ctx.notifier_alive(),
+    }
+    try:
+        backlog = await run_in_threadpool(outbox_backlog, ctx.db.url)
+    except SQLAlchemyError:
+        return events
+    events.update(
+        backlog=backlog.pending, oldestWaitingAgeS=backlog.oldest_pending_s, dead=backlog.dead
+    )
+    if ctx.notifier is not None:
+        events["sender"] = ctx.notifier.status()
+    return events

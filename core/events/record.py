@@ -78,6 +78,7 @@ def new_events(job: Job, kind: str, settings: Settings) -> list[OutboxEvent]:
             type=kind,
             body=body,
             created_at=now,
+            retry_since=now,
             next_attempt_at=now,
         )
         for target in settings.notify_targets

@@ -59,6 +59,8 @@ class OutboxEvent(SQLModel, table=True):
     type: str = Field(sa_type=String(32))
     body: str = Field(sa_column=Column(Text, nullable=False))
     created_at: datetime = Field(default_factory=utcnow, sa_column=_tz(False))
+    # Start of the give-up window: created_at, or when an operator sent a dead event again.
+    retry_since: datetime = Field(default_factory=utcnow, sa_column=_tz(False))
     state: DeliveryState = Field(default=DeliveryState.WAITING, sa_type=String(16))
     attempts: int = Field(default=0, sa_column=Column(Integer, nullable=False))
     # When the next try is due; while ``sending``, when the claim lapses (a sender died).

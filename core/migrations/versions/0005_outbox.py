@@ -35,6 +35,7 @@ def upgrade() -> None:
         sa.Column("type", sa.String(32), nullable=False),
         sa.Column("body", sa.Text(), nullable=False),
         _ts("created_at", nullable=False),
+        _ts("retry_since", nullable=False),
         sa.Column("state", sa.String(16), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
         _ts("next_attempt_at", nullable=False),
