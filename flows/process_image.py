@@ -20,7 +20,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from core.errors import InputError
 from core.schemas import ImageJobSpec, JobView
 from core.settings import get_settings
-from core.tables import JobStatus
+from core.tables import JobStatus, utcnow
 from core.themes import resolve_theme
 from tasks import (
     composite,
@@ -35,6 +35,7 @@ from tasks import (
 )
 from tasks._hooks import advance
 from tasks._policy import with_policy
+from tasks.notify import CausedEvent, caused_events
 
 __all__ = ["process_image", "process_one", "raise_failure"]
 
@@ -70,10 +71,12 @@ def process_image(
         force: redo every step even when its outputs exist (a deliberate re-render).
     """
     spec = _spec(sku, image_url, sha256, theme)
+    started = utcnow()
     result = process_one(spec, job_id=job_id, force=force)
+    # A failed run gets its summary too: it names the job.failed event the failure caused.
+    _publish_artifacts(result, caused_events(str(result.job_id), started))
     if result.status == JobStatus.FAILED:
         raise_failure(result)
-    _publish_artifacts(result)
     return result.model_dump(mode="json", by_alias=True, exclude={"assets"})
 
 
@@ -149,8 +152,9 @@ def _run_steps(
     return manifest_key
 
 
-def _publish_artifacts(result: JobView) -> None:
-    """One artifact for the Prefect UI: the steps with time and cost, and the composites."""
+def _publish_artifacts(result: JobView, events: list[CausedEvent]) -> None:
+    """One artifact for the Prefect UI: the steps with time and cost, the composites, and the
+    outbound events the run caused."""
     lines = [
         f"### {result.sku} · {result.theme} · {result.status} · ${result.cost_usd:.4f}",
         "",
@@ -170,5 +174,7 @@ def _publish_artifacts(result: JobView) -> None:
         if a.kind == "composite"
     ]
     lines += ["", f"Manifest: `{result.manifest_key}`"]
+    lines += ["", "Events:" if events else "Events: none", ""]
+    lines += [f"- `{e.type}` `{e.event_id}` → {e.target} ({e.state})" for e in events]
     key = re.sub(r"[^a-z0-9-]", "-", f"packshot-{result.sku}-{result.theme}".lower())[:100]
     create_markdown_artifact("\n".join(lines), key=key, description="Packshot job summary")

@@ -37,6 +37,7 @@ class Receiver:
     default: int = 200
     delay_s: float = 0.0
     received: list[Received] = field(default_factory=list)
+    started: int = 0
     port: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
     _server: ThreadingHTTPServer | None = None
@@ -55,6 +56,8 @@ class Receiver:
         class Handler(BaseHTTPRequestHandler):  # HTTP/1.0: one request per connection
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                with receiver.lock:
+                    receiver.started += 1
                 if receiver.delay_s:
                     time.sleep(receiver.delay_s)
                 with receiver.lock:
