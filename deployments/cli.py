@@ -244,6 +244,9 @@ def _register_stack_commands() -> None:
     app.command("bootstrap")(stack_commands.bootstrap)
     app.command("demo")(stack_commands.demo)
     app.command("backfill")(stack_commands.backfill)
+    from deployments.notify_cli import notify_app
+
+    app.add_typer(notify_app, name="notify")
 
 
 _register_stack_commands()

@@ -116,14 +116,16 @@ def _client(settings: Settings) -> httpx.Client:
     )
 
 
-def send_ping(settings: Settings, target: str, *, client: httpx.Client | None = None) -> Answer:
-    """POST a signed ``ping`` event to ``target`` now (not through the outbox)."""
+def send_ping(
+    settings: Settings, target: str, *, client: httpx.Client | None = None
+) -> tuple[uuid.UUID, Answer]:
+    """POST a signed ``ping`` event to ``target`` now (not through the outbox): (its id, answer)."""
     event_id = uuid.uuid4()
     body = ping_body(event_id=event_id, created_at=utcnow())
     own = client is None
     http = client or _client(settings)
     try:
-        return post_event(
+        return event_id, post_event(
             http,
             target,
             body,

@@ -11,7 +11,7 @@ import pytest
 
 from core.events.sender import Sender
 from core.settings import Settings
-from tests.events.conftest import SECRET, configure, finish, make_job, rows
+from tests.events.helpers import SECRET, configure, finish, make_job, rows
 from tests.events.receiver import Receiver
 from tests.helpers.postgres import start_outage, temporary_database
 

@@ -18,7 +18,7 @@ from core.events.sender import Sender, send_ping
 from core.events.transport import TargetRefused, checked_addresses, new_client
 from core.settings import Settings
 from core.signing import signature
-from tests.events.conftest import SECRET, configure, drain, fail, finish, make_job, rows
+from tests.events.helpers import SECRET, configure, drain, fail, finish, make_job, rows
 from tests.events.receiver import Received, Receiver
 
 
@@ -61,10 +61,11 @@ def test_rotation_signs_with_both_secrets(
     fast: Settings, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     settings = configure(monkeypatch, notify_secret="new-secret-2", notify_secret_previous=SECRET)
-    answer = send_ping(settings, receiver.url)
+    event_id, answer = send_ping(settings, receiver.url)
     assert answer.ok and answer.status == 200
     (got,) = receiver.received
     assert got.event["type"] == "ping" == got.headers["x-packshot-event"]
+    assert got.event_id == got.event["id"] == str(event_id)
     assert got.headers["x-packshot-signature"].count("v1=") == 2
     assert _verify("new-secret-2", got) and _verify(SECRET, got)
 
@@ -151,7 +152,7 @@ def test_gives_up_after_the_window_then_send_again_keeps_the_id(
 
 def test_redirects_are_not_followed(fast: Settings, receiver: Receiver) -> None:
     receiver.answers = [302]
-    answer = send_ping(fast, receiver.url)
+    _, answer = send_ping(fast, receiver.url)
     assert not answer.ok and answer.status == 302 and "redirect" in (answer.error or "")
     assert [r.path for r in receiver.received] == ["/hooks/packshot"]
 
@@ -161,7 +162,7 @@ def test_total_deadline(
 ) -> None:
     settings = configure(monkeypatch, notify_timeout_s="0.3")
     receiver.delay_s = 1.0
-    answer = send_ping(settings, receiver.url)
+    _, answer = send_ping(settings, receiver.url)
     assert not answer.ok and answer.error == "no answer within 0.3 s"
 
 

@@ -11,7 +11,7 @@ import pytest
 from core.errors import InputError
 from core.events.sender import Sender
 from flows.process_image import process_image
-from tests.events.conftest import configure, rows
+from tests.events.helpers import configure, rows
 from tests.events.receiver import Receiver, receiving
 from tests.helpers.http_server import Reply, Script, serve
 from tests.helpers.images import jpeg_bytes, product_photo
