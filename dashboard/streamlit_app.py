@@ -18,7 +18,10 @@ overview = st.Page(
 )
 jobs = st.Page("app_pages/jobs.py", title="Jobs", icon=":material/table_rows:", url_path="jobs")
 job = st.Page("app_pages/job_detail.py", title="Job", icon=":material/image:", url_path="job")
-page = st.navigation([overview, jobs, job])
+events = st.Page(
+    "app_pages/events.py", title="Events", icon=":material/outgoing_mail:", url_path="events"
+)
+page = st.navigation([overview, jobs, job, events])
 
 # A deep link to the root with ?job=<id> opens that job's page.
 if page.url_path != job.url_path and st.query_params.get("job"):

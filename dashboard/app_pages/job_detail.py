@@ -10,6 +10,7 @@ from core.settings import get_settings
 from dashboard import queries
 from dashboard.components import JOB_PAGE, data_error, live_refresh
 from dashboard.downloads import assets_card
+from dashboard.events_view import job_events_section
 from dashboard.fmt import ago
 from dashboard.gallery import image_tabs
 from dashboard.job_sections import header, timing_and_cost
@@ -63,6 +64,7 @@ def _body(job_id: uuid.UUID, drawn_running: bool) -> None:
     image_tabs(detail, store_ref())
     timing_and_cost(detail)
     assets_card(detail, store_ref())
+    job_events_section(get_settings().database_url, job_id)
 
 
 def _page() -> None:
