@@ -248,3 +248,24 @@ def test_the_secret_is_nowhere_but_in_the_signature(
     seen += [r.body.decode() for r in receiver.received]
     assert all(SECRET not in text for text in seen)
     assert SECRET not in repr(fast)
+
+
+def test_the_receiver_snippet_of_the_docs_verifies_a_real_event(
+    fast: Settings, receiver: Receiver
+) -> None:
+    import re
+    from pathlib import Path
+
+    docs = (Path(__file__).parents[2] / "docs" / "events.md").read_text()
+    namespace: dict[str, object] = {}
+    exec(re.search(r"```python\n(.*?)```", docs, re.DOTALL).group(1), namespace)  # type: ignore[union-attr]
+    verify = namespace["verify"]
+    assert send_ping(fast, receiver.url)[1].ok
+    (got,) = receiver.received
+    header = got.headers["x-packshot-signature"]
+    assert verify(SECRET, header, got.body) == got.event  # type: ignore[operator]
+    with pytest.raises(ValueError, match="signature mismatch"):
+        verify("not-the-secret", header, got.body)  # type: ignore[operator]
+    with pytest.raises(ValueError, match="timestamp"):
+        verify(SECRET, header, got.body, now=time.time() + 3600)  # type: ignore[operator]
+    assert "6d88d4470495a0ecc68400f6da2f0828e69a6e2d09eeaf2bec112db4d373a0a5" in docs
