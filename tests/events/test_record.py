@@ -163,3 +163,34 @@ def test_oversized_text_is_cut_never_the_body() -> None:
     assert job["error"].endswith("…[truncated]") and job["quality"]["verdict"] == "review"
     small = {"id": "e", "type": "job.done", "createdAt": "t", "job": {"error": "short"}}
     assert json.loads(encode(small)) == small
+
+
+def test_s3_store_presigns_the_manifest_for_the_configured_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from urllib.parse import parse_qs
+
+    from moto import mock_aws
+
+    from core.events.links import _store, manifest_url
+
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_CONFIG_FILE": "/nonexistent",
+        "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent",
+        "PACKSHOT_STORE_URL": "s3://shots/prod",
+        "PACKSHOT_MANIFEST_URL_EXPIRES_S": "90000",
+    }.items():
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    _store.cache_clear()
+    with mock_aws():
+        url = manifest_url("manifests/S1/abc-default.json", get_settings())
+    _store.cache_clear()
+    assert url is not None
+    parts = urlsplit(url)
+    assert parts.path.endswith("/prod/manifests/S1/abc-default.json")
+    assert parse_qs(parts.query)["X-Amz-Expires"] == ["90000"]
+    assert manifest_url(None, get_settings()) is None
