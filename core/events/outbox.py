@@ -19,7 +19,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Table, and_, func, select, update
+from sqlalchemy import Table, and_, bindparam, func, select, update
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session
 
@@ -148,40 +148,54 @@ def record_results(
     """Write each attempt's outcome: delivered, waiting until ``retry_at[id]``, or dead (None).
 
     A success always sticks (the receiver has the event); a failure is written only while the
-    claim is still this attempt's, so a late sender cannot undo a newer attempt's result.
+    claim is still this attempt's, so a late sender cannot undo a newer attempt's result. One
+    statement per kind of outcome, executed for all rows at once (a batch is one round trip).
     """
     moment = now or utcnow()
     outbox = _table()
-    for result in results:
-        claimed = result.claimed
-        if result.delivered:
-            statement = (
-                update(outbox)
-                .where(outbox.c.id == claimed.id)
-                .values(
-                    state=DeliveryState.DELIVERED.value,
-                    delivered_at=moment,
-                    last_status=result.status,
-                    last_error=None,
-                )
+    delivered = [{"row": r.claimed.id, "code": r.status} for r in results if r.delivered]
+    failed = [
+        {
+            "row": r.claimed.id,
+            "tried": r.claimed.attempts,
+            "next_state": (
+                DeliveryState.WAITING if retry_at.get(r.claimed.id) else DeliveryState.DEAD
+            ).value,
+            "next_at": retry_at.get(r.claimed.id) or moment,
+            "code": r.status,
+            "error": (r.error or "")[:2000],
+        }
+        for r in results
+        if not r.delivered
+    ]
+    if delivered:
+        success = (
+            update(outbox)
+            .where(outbox.c.id == bindparam("row"))
+            .values(
+                state=DeliveryState.DELIVERED.value,
+                delivered_at=moment,
+                last_status=bindparam("code"),
+                last_error=None,
             )
-        else:
-            when = retry_at.get(claimed.id)
-            statement = (
-                update(outbox)
-                .where(
-                    outbox.c.id == claimed.id,
-                    outbox.c.state == DeliveryState.SENDING.value,
-                    outbox.c.attempts == claimed.attempts,
-                )
-                .values(
-                    state=(DeliveryState.WAITING if when else DeliveryState.DEAD).value,
-                    next_attempt_at=when or moment,
-                    last_status=result.status,
-                    last_error=(result.error or "")[:2000],
-                )
+        )
+        session.execute(success, delivered)
+    if failed:
+        failure = (
+            update(outbox)
+            .where(
+                outbox.c.id == bindparam("row"),
+                outbox.c.state == DeliveryState.SENDING.value,
+                outbox.c.attempts == bindparam("tried"),
             )
-        session.execute(statement)
+            .values(
+                state=bindparam("next_state"),
+                next_attempt_at=bindparam("next_at"),
+                last_status=bindparam("code"),
+                last_error=bindparam("error"),
+            )
+        )
+        session.execute(failure, failed)
 
 
 def requeue(session: Session, *, row_id: int, now: datetime | None = None) -> bool:
