@@ -50,9 +50,18 @@ def system_resolver(host: str, port: int) -> list[str]:
 
 
 def checked_addresses(
-    host: str, port: int, resolver: Resolver, *, allow_private: bool
+    host: str,
+    port: int,
+    resolver: Resolver,
+    *,
+    allow_private: bool,
+    subject: str = "image URL host",
+    setting: str = "PACKSHOT_ALLOW_PRIVATE_SOURCES",
 ) -> list[str]:
     """The addresses of ``host``, every one of them public unless ``allow_private``.
+
+    ``subject`` and ``setting`` name, in the refusal, what the host is for and the setting
+    that allows private addresses (outbound events have their own).
 
     Raises:
         InputError: the host resolves to a private, loopback or other non-public address.
@@ -67,8 +76,8 @@ def checked_addresses(
     blocked = [a for a in addresses if not is_public_address(a)]
     if blocked or not addresses:
         raise InputError(
-            f"image URL host {host} resolves to a private or loopback address "
-            f"({', '.join(blocked) or 'none'}); set PACKSHOT_ALLOW_PRIVATE_SOURCES=true to allow"
+            f"{subject} {host} resolves to a private or loopback address "
+            f"({', '.join(blocked) or 'none'}); set {setting}=true to allow"
         )
     return addresses
 
@@ -138,6 +147,7 @@ class GuardedBackend(httpcore.NetworkBackend):
         allow_private: accept loopback and private addresses (demo, tests).
         deadline: when every wait of every connection ends.
         inner: what opens the TCP connection to an address (httpcore's sync backend).
+        subject, setting: how a refusal names the host and the setting that allows it.
     """
 
     def __init__(
@@ -147,11 +157,14 @@ class GuardedBackend(httpcore.NetworkBackend):
         allow_private: bool,
         deadline: Deadline,
         inner: httpcore.NetworkBackend | None = None,
+        subject: str = "image URL host",
+        setting: str = "PACKSHOT_ALLOW_PRIVATE_SOURCES",
     ) -> None:
         self._resolver = resolver
         self._allow_private = allow_private
         self._deadline = deadline
         self._inner = inner or httpcore.SyncBackend()
+        self._subject, self._setting = subject, setting
 
     def connect_tcp(
         self,
@@ -161,7 +174,14 @@ class GuardedBackend(httpcore.NetworkBackend):
         local_address: str | None = None,
         socket_options: Iterable[_SocketOption] | None = None,
     ) -> httpcore.NetworkStream:
-        addresses = checked_addresses(host, port, self._resolver, allow_private=self._allow_private)
+        addresses = checked_addresses(
+            host,
+            port,
+            self._resolver,
+            allow_private=self._allow_private,
+            subject=self._subject,
+            setting=self._setting,
+        )
         failure: httpcore.ConnectError | httpcore.ConnectTimeout | None = None
         for address in addresses:  # the checked addresses, never the name again
             try:

@@ -24,8 +24,9 @@ notify_app = typer.Typer(
     invoke_without_command=True,
     help="Outbound job events: run the sender (no subcommand), or send a test ping.",
 )
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+# Receivers' answers and URLs are printed as they are: no Rich markup, no hard line breaks.
+out = Console(highlight=False, markup=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, markup=False, soft_wrap=True)
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
@@ -39,7 +40,7 @@ def _settings() -> Settings:
 
 def _unsigned_warning(settings: Settings) -> None:
     if not settings.notify_secrets:
-        err.print("[yellow]warning: PACKSHOT_NOTIFY_SECRET is not set: events go unsigned[/yellow]")
+        err.print("warning: PACKSHOT_NOTIFY_SECRET is not set: events go unsigned", style="yellow")
 
 
 @notify_app.callback()

@@ -27,9 +27,10 @@ from datetime import datetime, timedelta
 import httpx
 
 from core.db import retrying, session_scope, upgrade_schema
+from core.errors import InputError, ProviderUnavailable
 from core.events import outbox
 from core.events.body import PING_TYPE, ping_body
-from core.events.transport import TargetRefused, deadline, new_client
+from core.events.transport import deadline, new_client
 from core.settings import Settings
 from core.signing import signature
 from core.tables import utcnow
@@ -93,8 +94,10 @@ def post_event(
     try:
         with deadline(timeout_s), client.stream("POST", target, content=raw, headers=headers) as r:
             status, snippet = r.status_code, _snippet(r)
-    except TargetRefused as exc:
+    except InputError as exc:  # core.netguard refused the target's address
         return Answer(ok=False, error=f"refused: {exc}")
+    except ProviderUnavailable as exc:  # the name does not resolve (now)
+        return Answer(ok=False, error=str(exc)[:500])
     except httpx.TimeoutException:
         return Answer(ok=False, error=f"no answer within {timeout_s:g} s")
     except httpx.HTTPError as exc:
@@ -112,7 +115,6 @@ def _client(settings: Settings) -> httpx.Client:
         allow_private=settings.notify_allow_private,
         connect_timeout_s=settings.notify_connect_timeout_s,
         timeout_s=settings.notify_timeout_s,
-        connections=settings.notify_concurrency,
     )
 
 

@@ -35,7 +35,7 @@ def test_ping_to_a_private_address_is_refused(
 ) -> None:
     configure(monkeypatch, notify_secret="k1")
     result = CliRunner().invoke(app, ["notify", "test", receiver.url])
-    assert result.exit_code == 1 and "refused: host 127.0.0.1" in result.output
+    assert result.exit_code == 1 and "refused: event target host 127.0.0.1" in result.output
     assert receiver.received == []
 
 

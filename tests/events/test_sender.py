@@ -8,14 +8,14 @@ import json
 import logging
 import random
 import time
+import uuid
 
-import httpcore
 import pytest
 
 from core.db import session_scope
 from core.events import outbox
-from core.events.sender import Sender, send_ping
-from core.events.transport import TargetRefused, checked_addresses, new_client
+from core.events.sender import Sender, post_event, send_ping
+from core.events.transport import new_client
 from core.settings import Settings
 from core.signing import signature
 from tests.events.helpers import SECRET, configure, drain, fail, finish, make_job, rows
@@ -179,21 +179,34 @@ def test_private_targets_are_refused(
         sender.close()
     assert receiver.received == []
     (row,) = rows(url)
-    assert row.state == "waiting" and (row.last_error or "").startswith("refused: host 127.0.0.1")
+    assert row.state == "waiting"
+    assert (row.last_error or "").startswith("refused: event target host 127.0.0.1")
     assert "PACKSHOT_NOTIFY_ALLOW_PRIVATE" in (row.last_error or "")
 
 
 @pytest.mark.parametrize(
-    "addresses",
-    [["127.0.0.1"], ["10.1.2.3"], ["169.254.169.254"], ["8.8.8.8", "192.168.0.2"], ["::1"], []],
+    "addresses", [["10.1.2.3"], ["169.254.169.254"], ["8.8.8.8", "192.168.0.2"], ["::1"]]
 )
-def test_every_resolved_address_must_be_public(addresses: list[str]) -> None:
-    with pytest.raises(TargetRefused):
-        checked_addresses("hook.example", 443, allow_private=False, resolver=lambda h, p: addresses)
-    public = checked_addresses(
-        "hook.example", 443, allow_private=False, resolver=lambda h, p: ["8.8.8.8"]
+def test_a_target_resolving_to_any_private_address_is_refused(
+    fast: Settings, receiver: Receiver, addresses: list[str]
+) -> None:
+    """core.netguard checks every address; the refusal names the events' own setting."""
+    client = new_client(
+        allow_private=False, connect_timeout_s=2, timeout_s=2, resolver=lambda h, p: addresses
     )
-    assert public == ["8.8.8.8"]
+    with client:
+        answer = post_event(
+            client,
+            "https://hooks.example/in",
+            "{}",
+            event_id=uuid.uuid4(),
+            type_="ping",
+            secrets=[SECRET],
+            timeout_s=2,
+        )
+    assert not answer.ok and answer.status is None
+    assert answer.error and answer.error.startswith("refused: event target host hooks.example")
+    assert "PACKSHOT_NOTIFY_ALLOW_PRIVATE=true" in answer.error
 
 
 def test_connects_to_the_address_it_checked(receiver: Receiver) -> None:
@@ -209,12 +222,17 @@ def test_connects_to_the_address_it_checked(receiver: Receiver) -> None:
         response = client.post(f"http://receiver.invalid:{receiver.port}/x", content=b"{}")
     assert response.status_code == 200 and looked_up == ["receiver.invalid"]
     assert receiver.received[0].headers["host"] == f"receiver.invalid:{receiver.port}"
-    with pytest.raises(httpcore.ConnectError):
-        checked_addresses("x.invalid", 80, allow_private=True, resolver=_unresolvable)
 
 
-def _unresolvable(host: str, port: int) -> list[str]:
-    raise OSError("Name or service not known")
+def test_a_name_that_does_not_resolve_is_a_failed_try(fast: Settings) -> None:
+    def unresolvable(host: str, port: int) -> list[str]:
+        raise OSError("Name or service not known")
+
+    client = new_client(allow_private=True, connect_timeout_s=2, timeout_s=2, resolver=unresolvable)
+    with client:
+        answer = post_event(client, "https://gone.example/", "{}", event_id=uuid.uuid4(),
+                            type_="ping", secrets=[], timeout_s=2)  # fmt: skip
+    assert not answer.ok and "cannot resolve host gone.example" in (answer.error or "")
 
 
 def test_nothing_is_sent_without_targets(
