@@ -1,6 +1,6 @@
 """Benchmark helpers: deterministic, photo-like imaging inputs built in memory, and timers.
 
-The inputs follow ``shared/tools/bench/gen_inputs.py`` (the reference benchmark's generator):
+The inputs follow the reference benchmark's generator, ``gen_inputs.py`` (docs/benchmarks.md):
 a 1600 px bottle cut-out with cylindrical shading, a printed label, sensor-like grain and a
 feathered alpha edge, and two dithered gradient backgrounds (cool linear, warm radial). Encoder
 cost depends on content, so flat test images would flatter every ratio.

@@ -6,12 +6,12 @@ interleaved rounds, times:
 * derive: ``imaging.derivatives.render_all`` on each master (resize chain + 9 encodes on its
   thread pool), process CPU over all threads;
 * floor: the same 18 encodes alone, one at a time on this thread, from images resized once
-  beforehand, straight through Pillow with the same settings (the definition of
-  ``shared/tools/bench/encode_floor.py``): what any implementation with these codecs pays.
+  beforehand, straight through Pillow with the same settings (the definition of the
+  reference benchmark's ``encode_floor.py``, docs/benchmarks.md): what any implementation with these codecs pays.
 
 ``ratio`` = median derive CPU / floor (sum of the per-encode medians); ``pair_ratio_median``
 = median over rounds of derive / that round's floor, steadier when other work shares the
-cores. Target: ratio <= 1.3 (docs/performance.md; sharp 1.2-1.3, careful Pillow 1.4-1.6).
+cores. Target: ratio <= 1.3 (docs/benchmarks.md; sharp 1.2-1.3, careful Pillow 1.4-1.6).
 
     .venv/bin/python benchmarks/derivatives.py [--repeat 7] [--master 1600] [--workers 2]
 """

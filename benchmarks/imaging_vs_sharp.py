@@ -3,10 +3,11 @@
 One job = decode the cut-out and two backgrounds -> place once -> 2 master composites (written
 as PNG, zlib level 1 + RLE, like the reference) -> 2 x 9 derivatives (render_all). Meant to be
 timed as a whole process against the sharp reference with the reference's interleaved A/B
-timer. Setup, from the project root (scratch copy; npm fetches sharp's prebuilt binaries):
+timer. Setup, from the project root, with $BENCH_DIR a scratch copy of the reference benchmark
+(docs/benchmarks.md, "Reference anchors"; npm fetches sharp's prebuilt binaries):
 
     ROOT=$PWD; PY=$ROOT/.venv/bin/python
-    cp -r ../shared/tools/bench /tmp/imgbench && cd /tmp/imgbench && npm install
+    cd "$BENCH_DIR" && npm install
     $PY gen_inputs.py bench-inputs --masters 1600
     export BENCH_INPUTS=$PWD/bench-inputs
     OURS="env -u PYTHONDONTWRITEBYTECODE PYTHONPYCACHEPREFIX=$PWD/pycache $PY"
@@ -19,7 +20,7 @@ timer. Setup, from the project root (scratch copy; npm fetches sharp's prebuilt 
 deployment does; with PYTHONDONTWRITEBYTECODE=1 and no .pyc files in the venv, every start
 recompiles numpy and Pillow, ~0.15 s of CPU that the node side does not pay.)
 
-The "A/B cpu ratio median" it prints is the figure of docs/performance.md (target <= 1.0).
+The "A/B cpu ratio median" it prints is the figure of docs/benchmarks.md (target <= 1.0).
 ``--step composite`` / ``--step derive`` split the job like the reference scripts do
 (derive reads the master PNGs that composite wrote).
 """

@@ -5,12 +5,13 @@ image and overall: IoU of the mask (alpha >= 0.5) against ``gt > 127``, MAE of t
 boundary F-measure (tolerance 0.0075 x image diagonal, square window) and milliseconds per image
 (the whole ``remove`` call: passes, refinement, cutout and mask; wall-clock median, plus process
 CPU time, which other jobs on the machine disturb less). ``--baseline`` also runs the
-plain model recipe of ``shared/models/README.md`` (squashed Lanczos input, min-max, Lanczos resize
+plain recipe of the model's own README (squashed Lanczos input, min-max, Lanczos resize
 back, threshold 0.5) in the same run, so the two can be compared directly.
 
     .venv/bin/python benchmarks/segmentation.py [--data DIR] [--baseline] [--threads 1] [--scale 1]
 
-The data folder defaults to $PACKSHOT_SEGMENTATION_DATA, else ../shared/data/segmentation/dev.
+The dev set is not in the repository (docs/benchmarks.md): ``--data DIR``, else
+$PACKSHOT_SEGMENTATION_DATA, else the shared data folder beside the checkout.
 ``--scale F`` enlarges every photo and mask by F first (checks behaviour on bigger photos).
 """
 

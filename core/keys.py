@@ -1,4 +1,4 @@
-"""Object-store keys: content-addressed, laid out exactly as the original system did (design.md)."""
+"""Object-store keys: content-addressed, as the original system had them (docs/architecture.md)."""
 
 from __future__ import annotations
 

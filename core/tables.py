@@ -62,7 +62,7 @@ def as_utc(moment: datetime) -> datetime:
 
 
 class JobStatus(StrEnum):
-    """A job's progress, in pipeline order (design.md "Statuses and progress")."""
+    """A job's progress, in pipeline order (docs/architecture.md, "Statuses and progress")."""
 
     NEW = "NEW"
     BG_REMOVED = "BG_REMOVED"

@@ -1,4 +1,4 @@
-"""The ``packshot`` command line (design.md). Exit codes: 0 ok, 1 job failed, 2 bad input."""
+"""The ``packshot`` CLI (docs/architecture.md). Exit codes: 0 ok, 1 job failed, 2 bad input."""
 
 from __future__ import annotations
 

@@ -30,7 +30,7 @@ class ProcessOutcome:
 
     @property
     def document(self) -> dict[str, object]:
-        """The ``--json`` object (design.md)."""
+        """The ``--json`` object (docs/architecture.md, "Command line")."""
         if self.view is None:
             return {"status": "FAILED", "error": self.error, "timingsMs": self.timings_ms}
         doc = self.view.model_dump(mode="json", by_alias=True, exclude={"assets"})

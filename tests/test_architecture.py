@@ -1,4 +1,4 @@
-"""The import rules of style.md, read from the source: layers, libraries and cycles.
+"""The import rules of CONTRIBUTING.md ("Layout"), read from the source: layers, libraries and cycles.
 
 Every import counts, lazy and type-only ones too (see ``tests.helpers.import_graph``). An
 import of a module of this repository that does not exist, or a relative import that does not
@@ -30,7 +30,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
 )
 RANK = {package: rank for rank, layer in enumerate(LAYERS) for package in layer}
 PACKAGES = tuple(RANK)
-# Narrower than the layers (style.md): package -> {lower package it must not import: the
+# Narrower than the layers (CONTRIBUTING.md): package -> {lower package it must not import: the
 # modules of it that it may import all the same}.
 NOT_DIRECTLY: dict[str, dict[str, tuple[str, ...]]] = {
     "flows": {"imaging": ()},  # flows orchestrate; pixels are the tasks' business

@@ -15,7 +15,8 @@ Nothing is kept in memory that a restart could lose:
   database (a second one would only repeat calls, which the idempotency key makes harmless).
 
 Serial creation is deliberate: concurrent run creation on Prefect's SQLite fails under bursts
-(prefect-notes.md §3). Run it inside the webhook (the default) or alone with ``run_dispatcher``.
+(docs/prefect.md, "Starting runs from the webhook"). Run it inside the webhook (the default)
+or alone with ``run_dispatcher``.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The webhook endpoint, the job status endpoint and the health check (design.md "Webhook").
+"""The webhook endpoint, the job status endpoint and the health check (docs/architecture.md).
 
 The delivery path does no Prefect call: verify, validate, one short transaction, answer. The
 dispatcher creates the flow run right after (``webhook.dispatcher``).

@@ -1,4 +1,4 @@
-"""Request and response models of the webhook (design.md "Webhook"), fields named as 3JMS sends."""
+"""Request and response models of the webhook (docs/architecture.md), fields named as 3JMS sends."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """3JMS webhook signatures: ``X-3JMS-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256>``.
 
 The signed content is ``f"{t}.".encode() + raw_body``, keyed with ``PACKSHOT_WEBHOOK_SECRET``
-(Stripe's scheme, external-apis.md §1). Several ``v1`` values may be sent while a secret is
+(Stripe's scheme, docs/integrations.md). Several ``v1`` values may be sent while a secret is
 being rotated: one match is enough. A timestamp more than 300 s away from now is refused, so a
 captured delivery cannot be replayed later (a replay inside the window is harmless: the same
 image is the same job). The sender side, ``sign``, lives in ``core.signing``.

@@ -1,4 +1,4 @@
-"""Thin Freepik (Magnific) API client over an injected ``httpx.Client`` (external-apis.md §2).
+"""Thin Freepik (Magnific) API client over an injected ``httpx.Client`` (docs/integrations.md).
 
 The ``httpx.Client`` carries the base URL and timeouts (:func:`new_http_client`); the key is
 added per request, to API paths only, never to result downloads on other hosts. Failures

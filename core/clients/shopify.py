@@ -1,4 +1,4 @@
-"""Thin Shopify Admin GraphQL client over an injected ``httpx.Client`` (external-apis.md §3).
+"""Thin Shopify Admin GraphQL client over an injected ``httpx.Client`` (docs/integrations.md).
 
 ``POST {base}/admin/api/{version}/graphql.json`` with ``X-Shopify-Access-Token``. Every answer's
 ``extensions.cost.throttleStatus`` is remembered, and the next call waits first when the bucket

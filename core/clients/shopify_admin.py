@@ -1,4 +1,4 @@
-"""The Admin API operations the publisher uses, as typed calls (documents from external-apis.md §3).
+"""The Admin API operations the publisher uses, as typed calls (docs/integrations.md).
 
 Reads go through :meth:`ShopifyClient.query` (repeated on network errors), writes through
 :meth:`ShopifyClient.mutate` (never repeated blindly). The staged-upload POST goes to Google

@@ -49,7 +49,7 @@ from core.urls import redact_url
 __all__ = ["ShopifyPublisher"]
 
 _log = logging.getLogger("packshot.publishers.shopify")
-_URL_LIFETIME_S = 6 * 3600  # Shopify fetches asynchronously; external-apis.md §4 asks ≥ 1 h
+_URL_LIFETIME_S = 6 * 3600  # Shopify fetches asynchronously; docs/integrations.md asks ≥ 1 h
 _ATTACH_ATTEMPTS = 5
 
 

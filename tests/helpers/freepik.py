@@ -1,4 +1,4 @@
-"""Freepik (Magnific) answers exactly as external-apis.md §2 describes them, for respx."""
+"""Freepik (Magnific) answers as the provider documents and sends them (docs/integrations.md), for respx."""
 
 from __future__ import annotations
 
