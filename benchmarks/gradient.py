@@ -22,12 +22,18 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--size", type=int, default=1600)
     args = parser.parse_args()
+    cpu_ms: dict[str, float] = {}
     for kind in ("linear", "radial"):
         render_gradient(args.size, SWEEP, kind=kind)  # warm-up
         cpu, wall = median_cpu(
             lambda kind=kind: render_gradient(args.size, SWEEP, kind=kind), args.repeat
         )
+        cpu_ms[kind] = cpu * 1000
         print(f"{kind:7s} {args.size} px  cpu {cpu * 1000:6.1f} ms  wall {wall * 1000:6.1f} ms")
+    print(
+        f"result: size={args.size} linear_cpu_ms={cpu_ms['linear']:.1f} "
+        f"radial_cpu_ms={cpu_ms['radial']:.1f}"
+    )
 
 
 if __name__ == "__main__":
