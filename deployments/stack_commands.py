@@ -120,7 +120,7 @@ def up(
     if found:
         for problem in found:
             err.print(f"[red]error:[/red] {problem}")
-        err.print(f"profile {settings.profile}: fix the settings above (see README, production)")
+        err.print(f"profile {settings.profile}: fix the settings above (see docs/operations.md)")
         raise typer.Exit(2)
     _warn_unsigned(settings)
     stack = None
