@@ -243,7 +243,7 @@ class Settings(BaseSettings):
         15.0, gt=0, le=3600, description="How often the webhook looks for crashed flow runs."
     )
 
-    # --- outbound events (design.md "Outbound events") -------------------------------------
+    # --- outbound events (docs/events.md) ---------------------------------------------------
     notify_url: str = Field(
         "",
         description="Comma-separated URLs that receive job events (DONE, FAILED, …); unset = none.",

@@ -1,6 +1,6 @@
 """Outbound events: the outbox table, the rows written with a status change, and the sender.
 
-design.md "Outbound events" is the contract; docs/events.md is the operator's guide.
+docs/events.md is the contract and the operator's guide.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from core.tables import Job, as_utc
 
 __all__ = ["EVENT_TYPES", "PING_TYPE", "encode", "event_type", "job_body", "ping_body"]
 
-# design.md "Outbound events": the job statuses that send an event, and the event's type.
+# docs/events.md, "When events are sent": the job statuses that send an event, and the event's type.
 EVENT_TYPES: dict[str, str] = {
     "DONE": "job.done",
     "FAILED": "job.failed",
@@ -56,7 +56,7 @@ def job_body(
     created_at: datetime,
     manifest_url: str | None,
 ) -> str:
-    """The event's JSON text for ``job`` as it is now (design.md "Outbound events")."""
+    """The event's JSON text for ``job`` as it is now (docs/events.md, "Format")."""
     document: dict[str, Any] = {
         "id": str(event_id),
         "type": type_,

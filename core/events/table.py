@@ -20,7 +20,7 @@ from core.tables import utcnow
 
 __all__ = ["MAX_BODY_BYTES", "DeliveryState", "OutboxEvent"]
 
-# design.md: the body of an event is never larger than 64 KB.
+# docs/events.md: the body of an event is never larger than 64 KB.
 MAX_BODY_BYTES = 64 * 1024
 
 
