@@ -37,12 +37,14 @@ def _production(
         "secret_key": "a-key-for-source-url-credentials",
     }
     values.update(overrides)
-    # Read from Prefect's own variables (aliases), so they are set the way the environment would.
+    # Read from Prefect's own variables (aliases), so they are set the way the environment would;
+    # a Prefect test server of an earlier test in this process exported PREFECT_API_URL.
     server_db = SecretStr(prefect_database_url) if prefect_database_url else None
     return Settings(**values).model_copy(
         update={
             "prefect_database_url": server_db,
             "prefect_api_auth_string": SecretStr(auth) if auth else None,
+            "prefect_api_url": None,
         }
     )
 
@@ -102,6 +104,7 @@ def test_packshot_up_production_refuses_to_start_without_them(
     }.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("PREFECT_API_AUTH_STRING", raising=False)
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)  # a test server of an earlier test
 
     def refusal() -> str:
         result = CliRunner().invoke(app, ["up", "--profile", "production"])
@@ -115,10 +118,14 @@ def test_packshot_up_production_refuses_to_start_without_them(
     assert "PACKSHOT_WEBHOOK_SECRET is shorter than 16 characters" in refusal()
 
 
-def test_the_zombie_window_must_exceed_the_heartbeat(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", "120")
-    assert problems(_production(zombie_after_s=300), SERVICES) == []
-    found = problems(_production(zombie_after_s=100), SERVICES)
+def test_the_zombie_window_must_exceed_the_heartbeat() -> None:
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+
+    # A setting in context, not the environment: the test server of an earlier test in this
+    # process holds the heartbeat switched off in context, which wins over the environment.
+    with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: 120}):
+        assert problems(_production(zombie_after_s=300), SERVICES) == []
+        found = problems(_production(zombie_after_s=100), SERVICES)
     assert len(found) == 1 and "PACKSHOT_ZOMBIE_AFTER_S (100)" in found[0]
 
 
