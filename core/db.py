@@ -21,6 +21,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlmodel import Session, create_engine
 
+from core.backoff import backoff_s
 from core.db_errors import is_transient_db_error
 from core.errors import ConfigurationError
 from core.events.record import install as install_outbox
@@ -137,7 +138,6 @@ def retrying(work: Callable[[], T], *, what: str, patience_s: float | None = Non
     """
     patience = get_settings().db_retry_s if patience_s is None else patience_s
     deadline = time.monotonic() + patience
-    delay = _RETRY_FIRST_S
     attempt = 1
     while True:
         try:
@@ -146,7 +146,9 @@ def retrying(work: Callable[[], T], *, what: str, patience_s: float | None = Non
             remaining = deadline - time.monotonic()
             if remaining <= 0 or not is_transient_db_error(exc):
                 raise
-            pause = min(delay, remaining)
+            pause = min(
+                backoff_s(attempt, first=_RETRY_FIRST_S, cap=_RETRY_MAX_S, jitter=0), remaining
+            )
             log.warning(
                 "database unavailable during %s (%s); retry %d in %.1f s",
                 what,
@@ -155,7 +157,6 @@ def retrying(work: Callable[[], T], *, what: str, patience_s: float | None = Non
                 pause,
             )
         time.sleep(pause)
-        delay = min(delay * 2, _RETRY_MAX_S)
         attempt += 1
 
 

@@ -7,6 +7,7 @@ from typing import Any, TypeVar
 from prefect import Task
 from prefect.cache_policies import NO_CACHE
 
+from core.backoff import schedule
 from core.errors import is_retryable_error
 from core.settings import get_settings
 
@@ -37,7 +38,7 @@ STEP_OPTIONS: dict[str, Any] = {
 def with_policy(task: T) -> T:
     """``task`` with the retry count and backoff from the settings (read at run time)."""
     settings = get_settings()
-    delays = [settings.retry_backoff_s * 2**n for n in range(max(settings.step_retries, 1))]
+    delays = schedule(max(settings.step_retries, 1), first=settings.retry_backoff_s)
     return task.with_options(  # type: ignore[return-value]
         retries=settings.step_retries,
         retry_delay_seconds=delays,

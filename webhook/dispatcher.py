@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING
 from sqlmodel import Session
 
 from core import jobs
+from core.backoff import backoff_s
 from core.db import get_engine, is_transient_db_error, upgrade_schema
 from core.settings import Settings
 from core.tables import utcnow
@@ -87,8 +88,7 @@ def backoff_delay(attempt: int, *, cap: float, rng: random.Random | None = None)
     The jitter keeps half the delay fixed and draws the rest, so replicas that failed together
     do not retry together.
     """
-    ceiling = min(cap, _BACKOFF_BASE_S * 2 ** max(attempt - 1, 0))
-    return ceiling / 2 + (rng or random).uniform(0, ceiling / 2)
+    return backoff_s(attempt, first=_BACKOFF_BASE_S, cap=cap, rng=rng)
 
 
 def is_transient(exc: BaseException) -> bool:

@@ -23,7 +23,6 @@ installed with :func:`request_gate` (cross-worker rate limits), if any.
 
 from __future__ import annotations
 
-import random
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -33,6 +32,7 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
+from core.backoff import backoff_s
 from core.clients._freepik_answers import (
     Downloaded,
     MysticTask,
@@ -201,7 +201,7 @@ class FreepikClient:
                 self._sleep(self._backoff(attempt))
 
     def _backoff(self, attempt: int) -> float:
-        return self.backoff_s * 2 ** (attempt - 1) * random.uniform(0.5, 1.5)
+        return backoff_s(attempt, first=self.backoff_s)
 
     def _send(self, method: str, url: str, *, download: bool, **kwargs: Any) -> httpx.Response:
         gate = _gate.get()

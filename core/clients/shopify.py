@@ -27,6 +27,7 @@ from typing import Any
 
 import httpx
 
+from core.backoff import backoff_s
 from core.clients.shopify_auth import TokenSource, shop_base_url, token_source
 from core.errors import ConfigurationError, PublishError
 from core.settings import Settings
@@ -270,9 +271,8 @@ class ShopifyClient:
 
 
 def _backoff_s(attempt: int) -> float:
-    """0.5, 1, 2, 4, 8 s (+ up to half again as jitter)."""
-    base = min(0.5 * 2 ** (attempt - 1), 8.0)
-    return base + random.uniform(0, base / 2)
+    """Up to 0.5, 1, 2, 4, 8 s (half of it drawn at random)."""
+    return backoff_s(attempt, first=0.5, cap=8.0)
 
 
 def _json(response: httpx.Response) -> dict[str, Any] | None:

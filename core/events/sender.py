@@ -26,6 +26,7 @@ from datetime import datetime, timedelta
 
 import httpx
 
+from core.backoff import backoff_s
 from core.db import retrying, session_scope, upgrade_schema
 from core.errors import InputError, ProviderUnavailable
 from core.events import outbox
@@ -36,7 +37,7 @@ from core.signing import signature
 from core.tables import utcnow
 from core.urls import redact_url, redact_urls
 
-__all__ = ["SIGNATURE_HEADER", "Answer", "Sender", "backoff_s", "post_event", "send_ping"]
+__all__ = ["SIGNATURE_HEADER", "Answer", "Sender", "post_event", "send_ping"]
 
 log = logging.getLogger("packshot.events")
 
@@ -52,12 +53,6 @@ class Answer:
     ok: bool
     status: int | None = None
     error: str | None = None
-
-
-def backoff_s(attempt: int, *, first: float, cap: float, rng: random.Random) -> float:
-    """Seconds before try ``attempt + 1``: ``first`` doubling per attempt, capped, jittered."""
-    ceiling = min(cap, first * 2 ** max(attempt - 1, 0))
-    return rng.uniform(ceiling / 2, ceiling)
 
 
 def _snippet(response: httpx.Response) -> str:
@@ -284,7 +279,7 @@ class Sender:
                     failures += 1
                     self._status.last_error = redact_urls(f"database: {type(exc).__name__}")
                     log.warning("event sender: %s; retrying", self._status.last_error)
-                    stop.wait(min(30.0, 0.5 * 2**failures))
+                    stop.wait(backoff_s(failures + 1, first=0.5, cap=30.0, jitter=0))
                     continue
                 if not sent:
                     stop.wait(self.settings.notify_poll_s)

@@ -20,6 +20,7 @@ import logging
 import time
 from collections.abc import Callable
 
+from core.backoff import backoff_s
 from core.clients.shopify import Gate, ShopifyClient, ShopifyUserError
 from core.clients.shopify_admin import (
     ADD_MEDIA,
@@ -301,7 +302,7 @@ class ShopifyPublisher:
             except ShopifyUserError as exc:
                 if "FILE_LOCKED" not in exc.codes or attempt == 3:
                     raise PublishError(f"could not remove earlier Packshot media: {exc}") from None
-                self._sleep(self.poll_interval_s * 2**attempt)
+                self._sleep(backoff_s(attempt + 1, first=self.poll_interval_s, jitter=0))
         return ()  # pragma: no cover
 
     def _discard(self, ids: list[str]) -> None:
