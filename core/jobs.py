@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from core.schemas import AssetView, ImageJobSpec, JobView, StepView
+from core.sealed import seal_source_url as _sealed
 from core.tables import (
     STATUS_ORDER,
     Asset,
@@ -90,7 +91,14 @@ def get_or_create_job(session: Session, *, spec: ImageJobSpec) -> tuple[Job, boo
     existing = _find(session, spec)
     if existing is not None:
         return existing, False
-    job = Job(sku=spec.sku, sha256=spec.sha256, theme=spec.theme, source_url=spec.image_url)
+    source = _sealed(spec.image_url)
+    job = Job(
+        sku=spec.sku,
+        sha256=spec.sha256,
+        theme=spec.theme,
+        source_url=source.shown,
+        source_secret=source.secret,
+    )
     try:
         with session.begin_nested():
             session.add(job)
@@ -133,6 +141,7 @@ def enqueue_job(session: Session, *, spec: ImageJobSpec) -> Enqueued:
         raise ValueError("a job needs the image's sha256")
     table: Table = Job.__table__  # type: ignore[attr-defined]
     now = _now()
+    source = _sealed(spec.image_url)
     dialect = session.get_bind().dialect.name
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
     statement = (
@@ -142,7 +151,8 @@ def enqueue_job(session: Session, *, spec: ImageJobSpec) -> Enqueued:
             sku=spec.sku,
             sha256=spec.sha256,
             theme=spec.theme,
-            source_url=spec.image_url,
+            source_url=source.shown,
+            source_secret=source.secret,
             status=JobStatus.NEW.value,
             cost_usd=0.0,
             created_at=now,
@@ -172,14 +182,16 @@ def _requeue_failed(session: Session, job_id: uuid.UUID, source_url: str) -> boo
 
     One conditional UPDATE: of racing deliveries only one finds the job still FAILED, so one
     attempt is queued. The attempt gets its own idempotency key (``redeliveries`` counts them,
-    see ``deployments.trigger.dispatch_key``) and a fresh crash-recovery budget.
+    see ``flows.trigger.dispatch_key``) and a fresh crash-recovery budget.
     """
+    source = _sealed(source_url)
     table: Table = Job.__table__  # type: ignore[attr-defined]
     statement = (
         update(table)
         .where(table.c.id == job_id, table.c.status == JobStatus.FAILED.value)
         .values(
-            source_url=source_url,
+            source_url=source.shown,
+            source_secret=source.secret,
             status=JobStatus.NEW.value,
             error=None,
             error_step=None,

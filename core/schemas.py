@@ -130,6 +130,7 @@ class JobView(CamelModel):
     status: str
     error: str | None = None
     error_step: str | None = None
+    error_type: str | None = None
     manifest_key: str | None = None
     flow_run_id: str | None = None
     cost_usd: float = 0.0

@@ -203,6 +203,11 @@ class Job(JobBase, table=True):
         Index("ix_job_dispatch_pending", "dispatch_pending", "created_at"),
     )
 
+    # The whole source URL when ``source_url`` (shown to anyone) had to leave something out:
+    # credentials or query values, encrypted with PACKSHOT_SECRET_KEY (``core.sealed``). Kept
+    # off ``JobBase`` so that no view, API answer or flow parameter derived from it carries it.
+    source_secret: str | None = Field(default=None, sa_column=Column(Text))
+
 
 class JobStepBase(SQLModel):
     """The columns of a step row, without its row id and job."""

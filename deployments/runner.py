@@ -94,12 +94,7 @@ def run_process(spec: ImageJobSpec, settings: Settings, *, force: bool = False) 
         api.stop()
     view = _find_job(settings, spec, sha)
     code = 0 if view is not None and view.status == "DONE" else 1
-    if (
-        view is not None
-        and view.status == "FAILED"
-        and view.error
-        and (view.error.split(":", 1)[0] in _INPUT_ERROR_TYPES)
-    ):
+    if view is not None and view.status == "FAILED" and view.error_type in _INPUT_ERROR_TYPES:
         code = 2
     return _outcome(view, error, code, api.kind, started, flow_started, api.startup_ms, warm_ms)
 

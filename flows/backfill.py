@@ -29,6 +29,7 @@ from sqlmodel import col, select
 
 from core.db import session_scope, upgrade_schema
 from core.schemas import ImageJobSpec
+from core.sealed import seal_source_url, source_of
 from core.settings import get_settings
 from core.tables import Job, as_utc
 from flows.process_image import process_one
@@ -38,12 +39,18 @@ __all__ = ["BackfillRow", "backfill", "known_images", "outcomes_for"]
 
 
 class BackfillRow(BaseModel):
-    """One image of a backfill (a CSV row: sku,image_url[,sha256][,theme])."""
+    """One image of a backfill (a CSV row: sku,image_url[,sha256][,theme]).
+
+    A row taken from the job table (``all_images``) names the job it came from in ``source_job``
+    and carries only the shown form of its URL: chunks travel as flow-run parameters, which
+    must not hold credentials. The whole URL is read from that job when the row runs.
+    """
 
     sku: str
     image_url: str
     sha256: str | None = None
     theme: str | None = None
+    source_job: uuid.UUID | None = None
 
     @field_validator("sku", mode="before")
     @classmethod
@@ -61,7 +68,9 @@ def known_images() -> list[BackfillRow]:
     for job in jobs:
         seen.setdefault(
             (job.sku, job.sha256),
-            BackfillRow(sku=job.sku, image_url=job.source_url, sha256=job.sha256),
+            BackfillRow(
+                sku=job.sku, image_url=job.source_url, sha256=job.sha256, source_job=job.id
+            ),
         )
     return list(seen.values())
 
@@ -70,10 +79,10 @@ def _process_chunk(rows: list[BackfillRow], theme: str, rerender: bool) -> Count
     logger = get_run_logger()
     outcomes: Counter[str] = Counter()
     for row in rows:
-        spec = ImageJobSpec(
-            sku=row.sku, image_url=row.image_url, sha256=row.sha256, theme=row.theme or theme
-        )
         try:
+            spec = ImageJobSpec(
+                sku=row.sku, image_url=_source(row), sha256=row.sha256, theme=row.theme or theme
+            )
             result = process_one(spec, rerender=rerender)
         except Exception as exc:  # noqa: BLE001  (one bad row must not stop the backfill)
             logger.warning("row %s failed before its job existed: %s", row.sku, exc)
@@ -81,6 +90,16 @@ def _process_chunk(rows: list[BackfillRow], theme: str, rerender: bool) -> Count
             continue
         outcomes[result.status] += 1
     return outcomes
+
+
+def _source(row: BackfillRow) -> str:
+    """The URL to fetch ``row`` from: its own, or the whole URL stored on its source job."""
+    if row.source_job is None:
+        return row.image_url
+    url = get_settings().database_url
+    with session_scope(url) as session:
+        job = session.get(Job, row.source_job)
+        return source_of(job) if job is not None else row.image_url
 
 
 def outcomes_for(rows: list[BackfillRow], theme: str, since: datetime) -> Counter[str]:
@@ -94,7 +113,7 @@ def outcomes_for(rows: list[BackfillRow], theme: str, since: datetime) -> Counte
             if row.sha256:
                 query = query.where(Job.sha256 == row.sha256.lower())
             else:
-                query = query.where(Job.source_url == row.image_url)
+                query = query.where(Job.source_url == seal_source_url(row.image_url).shown)
             job = session.exec(query.order_by(col(Job.updated_at).desc())).first()
             done = (
                 job is not None and job.finished_at is not None and as_utc(job.finished_at) >= since

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import time
+import uuid
 
 from prefect import flow, unmapped
 from prefect.artifacts import create_markdown_artifact
@@ -17,6 +18,7 @@ from prefect.futures import wait
 from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from core.context import JobContext
 from core.errors import InputError
 from core.schemas import ImageJobSpec, JobView
 from core.settings import get_settings
@@ -34,16 +36,9 @@ from tasks import (
     write_manifest,
 )
 from tasks._hooks import advance
-from tasks._policy import with_policy
 from tasks.notify import CausedEvent, caused_events
 
 __all__ = ["process_image", "process_one", "raise_failure"]
-
-
-def _spec(sku: str | int, image_url: str, sha256: str | None, theme: str) -> ImageJobSpec:
-    spec = ImageJobSpec(sku=str(sku), image_url=image_url, sha256=sha256, theme=theme)
-    resolve_theme(spec.theme, get_settings().themes_file)  # unknown theme: fail before any work
-    return spec
 
 
 @flow(
@@ -53,26 +48,32 @@ def _spec(sku: str | int, image_url: str, sha256: str | None, theme: str) -> Ima
     validate_parameters=True,
 )
 def process_image(
-    sku: str | int,
-    image_url: str,
+    sku: str | int | None = None,
+    image_url: str | None = None,
     sha256: str | None = None,
     theme: str = "default",
-    job_id: str | None = None,
+    job_id: uuid.UUID | None = None,
     force: bool = False,
 ) -> dict[str, object]:
     """Process one product photo: cutout, backgrounds, composites, derivatives, manifest, publish.
 
+    A run started by the webhook, the dashboard or the CLI names its job by ``job_id`` and
+    nothing else is read from its parameters: the source URL comes from the job table, so
+    credentials in it never become flow-run parameters, which the Prefect API shows to anyone
+    who may read runs (``sku`` and ``theme`` are passed too, for the run's name). An ad-hoc run
+    names the image instead.
+
     Args:
-        sku: product SKU (a number is taken as text).
-        image_url: http(s) URL of the photo.
+        sku: product SKU (a number is taken as text); with ``image_url``.
+        image_url: http(s) URL of the photo, for a run without ``job_id``.
         sha256: SHA-256 of the photo's bytes; computed from the download when omitted.
         theme: theme name (``default``, ``white``, or one from the themes file).
-        job_id: the job row created by the webhook, when it triggered this run.
+        job_id: the job to run (created by the webhook); the other image parameters are ignored.
         force: redo every step even when its outputs exist (a deliberate re-render).
     """
-    spec = _spec(sku, image_url, sha256, theme)
+    request = job_id if job_id is not None else _spec(sku, image_url, sha256, theme)
     started = utcnow()
-    result = process_one(spec, job_id=job_id, force=force)
+    result = process_one(request, force=force)
     # A failed run gets its summary too: it names the job.failed event the failure caused.
     _publish_artifacts(result, caused_events(str(result.job_id), started))
     if result.status == JobStatus.FAILED:
@@ -80,75 +81,94 @@ def process_image(
     return result.model_dump(mode="json", by_alias=True, exclude={"assets"})
 
 
-def process_one(
-    spec: ImageJobSpec,
-    *,
-    job_id: str | None = None,
-    force: bool = False,
-    rerender: bool = False,
-) -> JobView:
-    """Run every step for ``spec`` inside the current flow run; returns the job as it ended.
+def _spec(
+    sku: str | int | None, image_url: str | None, sha256: str | None, theme: str
+) -> ImageJobSpec:
+    if sku is None or image_url is None:
+        raise InputError("a run needs job_id, or sku and image_url")
+    return ImageJobSpec(sku=str(sku), image_url=image_url, sha256=sha256, theme=theme)
 
+
+def process_one(
+    request: ImageJobSpec | uuid.UUID, *, force: bool = False, rerender: bool = False
+) -> JobView:
+    """Run every step for one image inside the current flow run; returns the job as it ended.
+
+    ``request`` is an image (its job is found or created) or the id of an existing job.
     Failures are recorded on the job (``FAILED`` with step and error) and the job is returned;
     the caller decides whether the flow run fails. ``rerender`` redoes backgrounds, composites
-    and derivatives but reuses the stored original and cutout.
+    and derivatives but reuses the stored original and cutout; ``force`` redoes every step.
     """
+    if isinstance(request, uuid.UUID):
+        return _run_job(request, force=force, rerender=rerender)
+    # The theme is resolved once, here: an unknown one fails before any work, and every step
+    # of the run sees this version even if the themes file changes meanwhile.
+    theme = resolve_theme(request.theme, get_settings().themes_file)
     started = time.perf_counter()
     prefetched = None
-    if spec.sha256 is None:
-        prefetched = with_policy(prefetch)(spec.sku, spec.image_url)
-        spec = spec.model_copy(update={"sha256": prefetched.sha256})
-    job = jobstate.open_job(spec, flow_run_id=flow_run.get_id(), job_id=job_id, force=force)
+    if request.sha256 is None:
+        prefetched = prefetch(request.sku, request.image_url)
+        request = request.model_copy(update={"sha256": prefetched.sha256})
+    ctx = jobstate.open_job(
+        request, theme=theme, flow_run_id=flow_run.get_id(), force=force, rerender=rerender
+    )
     if prefetched is not None:
-        jobstate.record_prefetch(
-            job, prefetched, (time.perf_counter() - started) * 1000, spec.image_url
-        )
+        jobstate.record_prefetch(ctx, prefetched, (time.perf_counter() - started) * 1000)
+    return _run_steps_recorded(ctx, prefetched.key if prefetched is not None else None)
+
+
+def _run_job(job_id: uuid.UUID, *, force: bool, rerender: bool) -> JobView:
+    """Open the existing job ``job_id`` and run it; a job that cannot start is FAILED."""
     try:
-        original = prefetched.key if prefetched is not None else None
-        manifest_key = _run_steps(
-            job, spec, original=original, force=force, rerender=rerender or force
+        ctx = jobstate.open_job(
+            job_id, flow_run_id=flow_run.get_id(), force=force, rerender=rerender
         )
+    except LookupError:
+        raise  # no such job: nothing to mark FAILED
+    except Exception as exc:  # noqa: BLE001  (e.g. its theme is gone: recorded on the job)
+        jobstate.fail(job_id, exc)
+        return jobstate.view(job_id)
+    return _run_steps_recorded(ctx, None)
+
+
+def _run_steps_recorded(ctx: JobContext, original: str | None) -> JobView:
+    """The steps for ``ctx``; the job ends DONE with its manifest, or FAILED with the error."""
+    try:
+        manifest_key = _run_steps(ctx, original=original)
     except Exception as exc:  # noqa: BLE001  (recorded on the job; the caller re-raises)
-        jobstate.fail(job, exc)
-        return jobstate.view(job)
-    jobstate.finish(job, manifest_key)
-    return jobstate.view(job)
+        jobstate.fail(ctx.job_id, exc)
+        return jobstate.view(ctx.job_id)
+    jobstate.finish(ctx.job_id, manifest_key)
+    return jobstate.view(ctx.job_id)
 
 
 def raise_failure(result: JobView) -> None:
     """Fail the flow run with the job's error, keeping bad input distinguishable."""
     message = f"{result.error_step}: {result.error}"
-    if (result.error or "").startswith("InputError"):
+    if result.error_type == InputError.__name__:
         raise InputError(message)
     raise RuntimeError(message)
 
 
-def _run_steps(
-    job: str, spec: ImageJobSpec, *, original: str | None, force: bool, rerender: bool
-) -> str:
+def _run_steps(ctx: JobContext, *, original: str | None) -> str:
     """The pipeline, in order; mapped steps run concurrently on the flow's thread pool.
 
     ``original`` is the stored source when it was already fetched (its sha256 was unknown).
     """
-    sku, sha, theme = spec.sku, spec.sha256 or "", spec.theme
     if original is None:
-        original = with_policy(download)(job, sku, spec.image_url, sha)
-    cutout = with_policy(remove_background)(job, sku, sha, original, spec.image_url, force)
-    backgrounds = with_policy(generate_backgrounds)(job, sku, sha, theme, rerender)
+        original = download(ctx)
+    cutout = remove_background(ctx, original)
+    backgrounds = generate_backgrounds(ctx)
     variants = list(range(1, len(backgrounds) + 1))
-    composites = with_policy(composite).map(
-        job, sku, sha, theme, cutout.cutout_key, backgrounds, variants, unmapped(rerender)
-    )
-    renders = with_policy(derivatives).map(
-        job, sku, sha, theme, composites, variants, unmapped(rerender)
-    )
+    composites = composite.map(unmapped(ctx), cutout.cutout_key, backgrounds, variants)
+    renders = derivatives.map(unmapped(ctx), composites, variants)
     wait(composites)
     composites.result()  # raises the first failure
-    advance(job, JobStatus.COMPOSITED)
+    advance(ctx.job_id, JobStatus.COMPOSITED)
     renders.result()
-    advance(job, JobStatus.DERIVATIVES)
-    manifest_key = with_policy(write_manifest)(job)
-    with_policy(publish)(job, manifest_key)
+    advance(ctx.job_id, JobStatus.DERIVATIVES)
+    manifest_key = write_manifest(ctx)
+    publish(ctx, manifest_key)
     return manifest_key
 
 

@@ -41,14 +41,12 @@ class JobRef(RowModel, JobBase):
     """
 
     def parameters(self, *, force: bool = False) -> dict[str, object]:
-        """The flow parameters (readable in the Prefect UI; the flow loads the job by id)."""
-        params: dict[str, object] = {
-            "sku": self.sku,
-            "image_url": self.source_url,
-            "sha256": self.sha256,
-            "theme": self.theme,
-            "job_id": str(self.id),
-        }
+        """The flow parameters: the job by id, and its SKU and theme for the run's name.
+
+        Never the source URL: flow-run parameters are readable by anyone who may read runs in
+        the Prefect API, and a URL may carry credentials. The flow reads it from the job table.
+        """
+        params: dict[str, object] = {"sku": self.sku, "theme": self.theme, "job_id": str(self.id)}
         if force:
             params["force"] = True
         return params

@@ -1,7 +1,8 @@
 """Step bookkeeping: every step attempt writes its JobStep row, and the job's status advances.
 
-Each step body runs inside ``tracked(...)``, which records RUNNING with the attempt number,
-then COMPLETED/SKIPPED with duration, cost and provider, or RETRYING/FAILED with the error.
+Each step body runs inside ``tracked(...)`` (the ``tasks.step`` decorator puts it there), which
+records RUNNING with the attempt number, then COMPLETED/SKIPPED with duration, cost and
+provider, or RETRYING/FAILED with the error.
 Writing from the body (rather than only from Prefect state hooks) keeps the rows right when a
 step is called directly with ``.fn()`` and when the hook process is gone. Each write is retried
 on its own while the database is unreachable (``_runtime.run_in_db``): a restart after a
@@ -56,9 +57,8 @@ def _attempt() -> tuple[int, int]:
 
 
 @contextmanager
-def tracked(job_id: str, step: Step, variant: int = 0) -> Iterator[StepRecord]:
-    """Record one attempt of ``step`` for ``job_id`` around the step body."""
-    job = uuid.UUID(job_id)
+def tracked(job: uuid.UUID, step: Step, variant: int = 0) -> Iterator[StepRecord]:
+    """Record one attempt of ``step`` for ``job`` around the step body."""
     attempt, retries = _attempt()
     started_row = partial(
         jobs.step_started, job_id=job, step=step, variant=variant, attempt=attempt
@@ -109,7 +109,7 @@ def _finish(job: uuid.UUID, step: Step, variant: int, record: StepRecord, ms: fl
     run_in_db(write, what=f"{step} finished")
 
 
-def advance(job_id: str, status: JobStatus) -> None:
+def advance(job: uuid.UUID, status: JobStatus) -> None:
     """Move the job forward to ``status`` (used by the flow after a mapped step completes)."""
-    move = partial(jobs.advance_status, job_id=uuid.UUID(job_id), status=status)
+    move = partial(jobs.advance_status, job_id=job, status=status)
     run_in_db(move, what=f"advance to {status}")

@@ -1,19 +1,25 @@
-"""Shared retry policy of every step: transient failures retry with backoff, bad input fails now."""
+"""The retry policy of every step, read from the settings in this one place.
+
+Transient failures (the error's class says so: ``core.errors.is_retryable_error``) retry with
+the project's backoff (``core.backoff``); bad input and configuration errors fail at once.
+"""
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Any
 
 from prefect import Task
 from prefect.cache_policies import NO_CACHE
 
 from core.backoff import schedule
 from core.errors import is_retryable_error
-from core.settings import get_settings
+from core.settings import Settings
 
-__all__ = ["STEP_OPTIONS", "is_retryable", "with_policy"]
+__all__ = ["FIXED_OPTIONS", "is_retryable", "retry_options"]
 
-T = TypeVar("T", bound=Task[Any, Any])
+# Share of each retry delay Prefect draws at random, so steps that failed together (a
+# provider's outage) do not all come back in the same second.
+RETRY_JITTER = 0.5
 
 
 def is_retryable(task: Task[Any, Any], task_run: object, state: Any) -> bool:
@@ -25,22 +31,19 @@ def is_retryable(task: Task[Any, Any], task_run: object, state: Any) -> bool:
 # Steps decide for themselves whether their outputs already exist (content-addressed keys in
 # the shared store), so Prefect's own result cache is off: a re-run on any machine skips
 # finished work by looking at the store, and no pixels are ever persisted as task results.
-STEP_OPTIONS: dict[str, Any] = {
-    "retries": 3,
-    "retry_delay_seconds": [2.0, 4.0, 8.0],
-    "retry_jitter_factor": 0.5,
+FIXED_OPTIONS: dict[str, Any] = {
     "retry_condition_fn": is_retryable,
     "cache_policy": NO_CACHE,
     "persist_result": False,
 }
 
 
-def with_policy(task: T) -> T:
-    """``task`` with the retry count and backoff from the settings (read at run time)."""
-    settings = get_settings()
-    delays = schedule(max(settings.step_retries, 1), first=settings.retry_backoff_s)
-    return task.with_options(  # type: ignore[return-value]
-        retries=settings.step_retries,
-        retry_delay_seconds=delays,
-        retry_jitter_factor=0.5,
-    )
+def retry_options(settings: Settings) -> dict[str, Any]:
+    """Prefect task options for ``PACKSHOT_STEP_RETRIES`` and ``PACKSHOT_RETRY_BACKOFF_S``."""
+    return {
+        "retries": settings.step_retries,
+        "retry_delay_seconds": schedule(
+            max(settings.step_retries, 1), first=settings.retry_backoff_s
+        ),
+        "retry_jitter_factor": RETRY_JITTER,
+    }

@@ -6,18 +6,17 @@ import hashlib
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from prefect import task
 from pydantic import BaseModel
 
+from core.context import JobContext
 from core.download import DownloadPolicy, download_source
 from core.errors import InputError
 from core.keys import original_key, original_prefix
 from core.tables import AssetKind, Step
 from core.urls import redact_url
 from imaging.codec import CONTENT_TYPES, EXTENSIONS, InvalidImage, probe, sniff
-from tasks._hooks import tracked
-from tasks._policy import STEP_OPTIONS
 from tasks._runtime import describe_stored, settings, store
+from tasks.step import StepRecord, policy_task, step
 
 __all__ = ["SourceRef", "download", "fetch_source", "prefetch"]
 
@@ -104,29 +103,28 @@ def fetch_source(sku: str, source: str, sha256: str | None) -> SourceRef:
     return SourceRef(key=key, sha256=digest, bytes=len(data))
 
 
-@task(name="download", timeout_seconds=180, **STEP_OPTIONS)
-def download(job_id: str, sku: str, image_url: str, sha256: str) -> str:
-    """Fetch the source image, verify its sha256 and format, and store the original.
+@step(Step.DOWNLOAD, timeout_s=180)
+def download(ctx: JobContext, record: StepRecord) -> str:
+    """Fetch the job's source image, verify its sha256 and format, and store the original.
+
+    A sha256 mismatch, a source that is not an image or is out of bounds fails the job as bad
+    input. A local path is only accepted from the CLI (``PACKSHOT_ALLOW_LOCAL_SOURCES``).
 
     Args:
-        job_id: the job this step belongs to.
-        sku: product SKU (part of the key).
-        image_url: http(s) URL of the photo (a local path only from the CLI).
-        sha256: expected SHA-256 of the bytes; a mismatch fails the job as bad input.
+        ctx: the job (its source URL and expected sha256).
+        record: this attempt's step row.
     """
-    with tracked(job_id, Step.DOWNLOAD) as record:
-        ref = fetch_source(sku, image_url, sha256)
-        record.skipped = ref.skipped
-        record.provider = "store" if ref.skipped else urlsplit(image_url).scheme or "file"
-        record.details = {"bytes": ref.bytes, "source": redact_url(image_url)}
-        asset = describe_stored(ref.key, AssetKind.ORIGINAL)
-        if asset is not None:
-            record.assets.append(asset)
-        return ref.key
+    ref = fetch_source(ctx.sku, ctx.source_url, ctx.sha256)
+    record.skipped = ref.skipped
+    record.provider = "store" if ref.skipped else urlsplit(ctx.source_url).scheme or "file"
+    record.details = {"bytes": ref.bytes, "source": ctx.shown_source}
+    asset = describe_stored(ref.key, AssetKind.ORIGINAL)
+    if asset is not None:
+        record.assets.append(asset)
+    return ref.key
 
 
-@task(name="download", timeout_seconds=180, **STEP_OPTIONS)
-def prefetch(sku: str, image_url: str) -> SourceRef:
+def _prefetch(sku: str, image_url: str) -> SourceRef:
     """Fetch a source whose sha256 is not known yet; the job is created from its digest.
 
     Args:
@@ -134,3 +132,8 @@ def prefetch(sku: str, image_url: str) -> SourceRef:
         image_url: http(s) URL of the photo (a local path only from the CLI).
     """
     return fetch_source(sku, image_url, None)
+
+
+# Runs before the job exists, so it has the step policy but writes no step row of its own:
+# the flow records it as the job's download once the job is there.
+prefetch = policy_task(_prefetch, name=Step.DOWNLOAD.value, timeout_s=180)

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-from prefect import task
-
+from core.context import JobContext
 from core.keys import background_key
 from core.providers.base import GeneratedBackground
 from core.providers.registry import new_generator
 from core.tables import AssetKind, JobStatus, Step
-from core.themes import resolve_theme
-from tasks._hooks import tracked
 from tasks._limits import freepik_limits
-from tasks._policy import STEP_OPTIONS
 from tasks._runtime import describe_stored, put_image, settings
+from tasks.step import StepRecord, step
 
 __all__ = ["generate_backgrounds"]
 
@@ -25,56 +22,50 @@ def variant_seed(sha256: str, n: int) -> int:
     return (int(sha256[:8], 16) + n) % 2**31
 
 
-@task(name="generate_backgrounds", timeout_seconds=600, **STEP_OPTIONS)
-def generate_backgrounds(
-    job_id: str, sku: str, sha256: str, theme: str, force: bool = False
-) -> list[str]:
-    """Render every background variant of ``theme`` at the master size; returns their keys.
+@step(Step.GENERATE_BACKGROUNDS, timeout_s=600)
+def generate_backgrounds(ctx: JobContext, record: StepRecord) -> list[str]:
+    """Render every background variant of the job's theme at the master size; returns their keys.
 
     Args:
-        job_id: the job this step belongs to.
-        sku: product SKU.
-        sha256: SHA-256 of the source bytes.
-        theme: theme name.
-        force: render again even when the backgrounds exist.
+        ctx: the job (its theme's variants; ``rerender`` renders again even when stored).
+        record: this attempt's step row.
     """
-    s = settings()
-    spec = resolve_theme(theme, s.themes_file)
-    keys = [background_key(theme, sku, sha256, n) for n in range(1, len(spec.variants) + 1)]
-    with tracked(job_id, Step.GENERATE_BACKGROUNDS) as record:
-        record.advance_to = JobStatus.BACKGROUND_READY
-        generator = new_generator(s)
-        made = 0
-        by_variant: dict[str, dict[str, object]] = {}
-        for n, (key, variant) in enumerate(zip(keys, spec.variants, strict=True), start=1):
-            existing = None if force else describe_stored(key, AssetKind.BACKGROUND, variant=n)
-            if existing is not None and existing.width == s.master_size:
-                record.assets.append(existing)
-                continue
-            if not spec.ai_allowed and variant.prompt:
-                variant = variant.model_copy(update={"prompt": None})  # e.g. white: never AI
-            with freepik_limits():
-                result = generator.generate(variant, s.master_size, seed=variant_seed(sha256, n))
-            by_variant[str(n)] = _described(result)
-            record.assets.append(
-                put_image(
-                    key,
-                    result.image,
-                    "jpeg",
-                    kind=AssetKind.BACKGROUND,
-                    quality=BACKGROUND_QUALITY,
-                    variant=n,
-                )
+    s, theme = settings(), ctx.theme
+    keys = [
+        background_key(theme.name, ctx.sku, ctx.sha256, n)
+        for n in range(1, len(theme.variants) + 1)
+    ]
+    record.advance_to = JobStatus.BACKGROUND_READY
+    generator = new_generator(s)
+    by_variant: dict[str, dict[str, object]] = {}
+    for n, (key, variant) in enumerate(zip(keys, theme.variants, strict=True), start=1):
+        existing = None if ctx.rerender else describe_stored(key, AssetKind.BACKGROUND, variant=n)
+        if existing is not None and existing.width == s.master_size:
+            record.assets.append(existing)
+            continue
+        if not theme.ai_allowed and variant.prompt:
+            variant = variant.model_copy(update={"prompt": None})  # e.g. white: never AI
+        with freepik_limits():
+            result = generator.generate(variant, s.master_size, seed=variant_seed(ctx.sha256, n))
+        by_variant[str(n)] = _described(result)
+        record.assets.append(
+            put_image(
+                key,
+                result.image,
+                "jpeg",
+                kind=AssetKind.BACKGROUND,
+                quality=BACKGROUND_QUALITY,
+                variant=n,
             )
-            record.cost_usd += result.cost_usd
-            made += 1
-        providers = dict.fromkeys(str(v["provider"]) for v in by_variant.values())
-        record.provider = "+".join(providers) or None
-        record.skipped = made == 0
-        record.details = {"variants": len(keys), "rendered": made, "size": s.master_size}
-        if by_variant:
-            record.details["by_variant"] = by_variant
-        return keys
+        )
+        record.cost_usd += result.cost_usd
+    providers = dict.fromkeys(str(v["provider"]) for v in by_variant.values())
+    record.provider = "+".join(providers) or None
+    record.skipped = not by_variant
+    record.details = {"variants": len(keys), "rendered": len(by_variant), "size": s.master_size}
+    if by_variant:
+        record.details["by_variant"] = by_variant
+    return keys
 
 
 def _described(result: GeneratedBackground) -> dict[str, object]:

@@ -11,12 +11,16 @@ import uuid
 from functools import partial
 from urllib.parse import urlsplit
 
+from pydantic import SecretStr
 from sqlmodel import Session, select
 
 from core import jobs
+from core.context import JobContext
 from core.schemas import ImageJobSpec, JobView
+from core.sealed import source_of
+from core.settings import get_settings
 from core.tables import AssetKind, JobStep, Step, StepState
-from core.urls import redact_url
+from core.themes import Theme, resolve_theme
 from tasks._hooks import error_text
 from tasks._runtime import describe_stored, run_in_db
 from tasks.download import SourceRef
@@ -25,29 +29,57 @@ __all__ = ["fail", "finish", "open_job", "record_prefetch", "view"]
 
 
 def open_job(
-    spec: ImageJobSpec, *, flow_run_id: str | None, job_id: str | None = None, force: bool = False
-) -> str:
-    """Upsert the job for ``spec`` (or load ``job_id``) and mark it started; returns its id."""
+    request: ImageJobSpec | uuid.UUID,
+    *,
+    theme: Theme | None = None,
+    flow_run_id: str | None,
+    force: bool = False,
+    rerender: bool = False,
+) -> JobContext:
+    """Open the job and mark it started; returns the context every step of the run gets.
 
-    def open_(session: Session) -> str:
-        if job_id is not None:
-            job = jobs.get_job(session, job_id=uuid.UUID(job_id))
+    Args:
+        request: an image (its job is found or created; its URL is fetched) or the id of a job
+            the webhook created (its stored URL is fetched).
+        theme: the theme, already resolved; looked up by the job's theme name when omitted.
+        flow_run_id: the run doing the work.
+        force: redo every step; ``rerender``: redo backgrounds, composites and derivatives.
+
+    Raises:
+        LookupError: no job with that id.
+        InputError: the job's theme is unknown.
+    """
+
+    def open_(session: Session) -> JobContext:
+        if isinstance(request, uuid.UUID):
+            job = jobs.get_job(session, job_id=request)
             if job is None:
-                raise LookupError(f"no job {job_id}")
+                raise LookupError(f"no job {request}")
+            source = source_of(job)
         else:
-            job, _created = jobs.get_or_create_job(session, spec=spec)
+            job, _created = jobs.get_or_create_job(session, spec=request)
+            source = request.image_url
+        resolved = theme or resolve_theme(job.theme, get_settings().themes_file)
         if force:
             jobs.reset_for_rerun(session, job_id=job.id)
         jobs.start_job(session, job_id=job.id, flow_run_id=flow_run_id)
-        return str(job.id)
+        return JobContext(
+            job_id=job.id,
+            sku=job.sku,
+            sha256=job.sha256,
+            theme=resolved,
+            source=SecretStr(source),
+            force=force,
+            rerender=rerender or force,
+        )
 
     return run_in_db(open_, what="open job")
 
 
-def record_prefetch(job_id: str, ref: SourceRef, ms: float, source_url: str) -> None:
+def record_prefetch(ctx: JobContext, ref: SourceRef, ms: float) -> None:
     """Record the download that ran before the job existed (sha256 was not known)."""
     asset = describe_stored(ref.key, AssetKind.ORIGINAL)
-    job = uuid.UUID(job_id)
+    job = ctx.job_id
 
     def record(session: Session) -> None:
         jobs.step_started(session, job_id=job, step=Step.DOWNLOAD)
@@ -57,8 +89,8 @@ def record_prefetch(job_id: str, ref: SourceRef, ms: float, source_url: str) -> 
             step=Step.DOWNLOAD,
             skipped=ref.skipped,
             duration_ms=ms,
-            provider=urlsplit(source_url).scheme or "file",
-            details={"bytes": ref.bytes, "source": redact_url(source_url)},
+            provider=urlsplit(ctx.source_url).scheme or "file",
+            details={"bytes": ref.bytes, "source": ctx.shown_source},
         )
         if asset is not None:
             jobs.record_assets(session, job_id=job, assets=[asset])
@@ -74,9 +106,8 @@ def _failed_step(session: Session, job_id: uuid.UUID) -> str:
     return rows[0].step if rows else "flow"
 
 
-def fail(job_id: str, exc: BaseException) -> None:
+def fail(job: uuid.UUID, exc: BaseException) -> None:
     """Mark the job FAILED with the step that failed and the error."""
-    job = uuid.UUID(job_id)
 
     def record(session: Session) -> None:
         jobs.fail_job(
@@ -90,15 +121,15 @@ def fail(job_id: str, exc: BaseException) -> None:
     run_in_db(record, what="fail job")
 
 
-def finish(job_id: str, manifest_key: str) -> None:
+def finish(job: uuid.UUID, manifest_key: str) -> None:
     """Mark the job DONE."""
-    done = partial(jobs.finish_job, job_id=uuid.UUID(job_id), manifest_key=manifest_key)
+    done = partial(jobs.finish_job, job_id=job, manifest_key=manifest_key)
     run_in_db(done, what="finish job")
 
 
-def view(job_id: str) -> JobView:
+def view(job: uuid.UUID) -> JobView:
     """The job with its steps and assets."""
-    result = run_in_db(partial(jobs.job_view, job_id=uuid.UUID(job_id)), what="job view")
+    result = run_in_db(partial(jobs.job_view, job_id=job), what="job view")
     if result is None:
-        raise LookupError(f"no job {job_id}")
+        raise LookupError(f"no job {job}")
     return result

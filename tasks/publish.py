@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import threading
 
-from prefect import task
-
+from core.context import JobContext
 from core.jobs import AssetRecord
 from core.manifest import Manifest, ManifestShopify
 from core.publishers import PublishRequest, PublishResult, new_publisher
@@ -19,10 +18,9 @@ from core.publishers.base import Publisher
 from core.settings import Settings
 from core.storage import ObjectStore
 from core.tables import Step, utcnow
-from tasks._hooks import tracked
-from tasks._policy import STEP_OPTIONS
 from tasks._runtime import put_manifest, settings, store
 from tasks._shopify_limits import shopify_gate
+from tasks.step import StepRecord, step
 
 __all__ = ["publish"]
 
@@ -41,27 +39,27 @@ def _publisher(s: Settings, objects: ObjectStore) -> Publisher:
         return publisher
 
 
-@task(name="publish", timeout_seconds=900, **STEP_OPTIONS)
-def publish(job_id: str, manifest_key: str) -> str:
+@step(Step.PUBLISH, timeout_s=900)
+def publish(ctx: JobContext, record: StepRecord, manifest_key: str) -> str:
     """Publish the job's images; returns the product id, or "disabled".
 
     Args:
-        job_id: the job to publish.
+        ctx: the job to publish.
+        record: this attempt's step row.
         manifest_key: the manifest listing its files.
     """
-    with tracked(job_id, Step.PUBLISH) as record:
-        s = settings()
-        if s.publisher == "none":
-            record.provider = "none"
-            record.details = {"reason": "publishing disabled (PACKSHOT_PUBLISHER=none)"}
-            return "disabled"
-        publisher = _publisher(s, store())
-        manifest = Manifest.model_validate_json(store().get(manifest_key))
-        result = publisher.publish(PublishRequest.from_manifest(manifest))
-        record.provider = publisher.name
-        record.details = result.details()
-        record.assets.append(_rewrite_manifest(manifest_key, manifest, result))
-        return result.product_id or ""
+    s = settings()
+    if s.publisher == "none":
+        record.provider = "none"
+        record.details = {"reason": "publishing disabled (PACKSHOT_PUBLISHER=none)"}
+        return "disabled"
+    publisher = _publisher(s, store())
+    manifest = Manifest.model_validate_json(store().get(manifest_key))
+    result = publisher.publish(PublishRequest.from_manifest(manifest))
+    record.provider = publisher.name
+    record.details = result.details()
+    record.assets.append(_rewrite_manifest(manifest_key, manifest, result))
+    return result.product_id or ""
 
 
 def _rewrite_manifest(key: str, manifest: Manifest, result: PublishResult) -> AssetRecord:

@@ -10,7 +10,6 @@ import hashlib
 import io
 import json
 import logging
-import uuid
 from urllib.parse import parse_qs
 
 import httpx
@@ -19,6 +18,7 @@ import respx
 from PIL import Image
 
 from core import jobs
+from core.context import JobContext
 from core.errors import (
     ConfigurationError,
     ProviderRateLimited,
@@ -66,7 +66,9 @@ def freepik(monkeypatch: pytest.MonkeyPatch) -> None:
     use_freepik(monkeypatch, BACKGROUNDS="freepik-mystic")
 
 
-def new_job(sku: str = "SKU-F", theme: str = "default", source: str = SOURCE) -> tuple[str, str]:
+def new_job(
+    sku: str = "SKU-F", theme: str = "default", source: str = SOURCE
+) -> tuple[JobContext, str]:
     spec = ImageJobSpec(sku=sku, image_url=source, sha256=SHA, theme=theme)
     job = jobstate.open_job(spec, flow_run_id=None)
     key = original_key(sku, SHA, "jpg")
@@ -74,22 +76,22 @@ def new_job(sku: str = "SKU-F", theme: str = "default", source: str = SOURCE) ->
     return job, key
 
 
-def run(step, job: str, *args):
+def run(step, job: JobContext, *args):
     """Call the step body as the flow does: a failure lands on the job."""
     try:
         return step.fn(job, *args)
     except Exception as exc:
-        jobstate.fail(job, exc)
+        jobstate.fail(job.job_id, exc)
         raise
 
 
-def segment(job: str, key: str, source: str = SOURCE, sku: str = "SKU-F"):
-    return run(remove_background, job, sku, SHA, key, source)
+def segment(job: JobContext, key: str):
+    return run(remove_background, job, key)
 
 
-def state(job_id: str) -> tuple[Job, dict[str, JobStep]]:
+def state(ctx: JobContext) -> tuple[Job, dict[str, JobStep]]:
     with _runtime.db() as session:
-        job = session.get(Job, uuid.UUID(job_id))
+        job = session.get(Job, ctx.job_id)
         assert job is not None
         session.expunge(job)
         steps = {row.step: row for row in jobs.list_steps(session, job_id=job.id)}
@@ -98,7 +100,9 @@ def state(job_id: str) -> tuple[Job, dict[str, JobStep]]:
     return job, steps
 
 
-def assert_failed(job_id: str, step: str, error: type[Exception], *, text: str = "") -> JobStep:
+def assert_failed(
+    job_id: JobContext, step: str, error: type[Exception], *, text: str = ""
+) -> JobStep:
     job, steps = state(job_id)
     row = steps[step]
     assert job.status == "FAILED" and job.error_step == step
@@ -304,7 +308,7 @@ def test_a_local_file_on_a_local_store_is_refused_clearly(router, tmp_path) -> N
     path.write_bytes(DATA)
     job, key = new_job(source=str(path))
     with pytest.raises(ProviderRejected):
-        segment(job, key, source=str(path))
+        segment(job, key)
     assert not router.calls  # nothing was sent
     assert_failed(job, "remove_background", ProviderRejected, text="needs an http(s) URL")
 
@@ -312,8 +316,8 @@ def test_a_local_file_on_a_local_store_is_refused_clearly(router, tmp_path) -> N
 # --- Mystic backgrounds -------------------------------------------------------------------------
 
 
-def render(job: str, theme: str = "default", sku: str = "SKU-F") -> list[str]:
-    return run(generate_backgrounds, job, sku, SHA, theme)
+def render(job: JobContext) -> list[str]:
+    return run(generate_backgrounds, job)
 
 
 def test_mystic_life_cycle_created_in_progress_completed(router) -> None:
@@ -429,7 +433,7 @@ def test_mystic_401_is_a_configuration_error(router) -> None:
 
 def test_white_never_calls_mystic(router) -> None:
     job, _ = new_job(theme="white")
-    render(job, theme="white")
+    render(job)
     assert not router.calls
     record, steps = state(job)
     row = steps["generate_backgrounds"]
@@ -447,7 +451,7 @@ def test_a_theme_that_forbids_ai_stays_local_even_with_prompts(
     themes.write_text(json.dumps({"themes": [theme]}))
     use_freepik(monkeypatch, BACKGROUNDS="freepik-mystic", THEMES_FILE=str(themes))
     job, _ = new_job(theme="strict")
-    render(job, theme="strict")
+    render(job)
     assert not router.calls
     _, steps = state(job)
     row = steps["generate_backgrounds"]
@@ -470,7 +474,7 @@ def test_mixed_theme_records_each_variants_provider(router, monkeypatch, tmp_pat
     use_freepik(monkeypatch, BACKGROUNDS="freepik-mystic", THEMES_FILE=str(themes))
     submit, _, _ = mock_mystic(router, image=background_jpeg((2752, 1536)))
     job, _ = new_job(theme="mixed")
-    keys = render(job, theme="mixed")
+    keys = render(job)
     assert submit.call_count == 1
     assert json.loads(submit.calls[0].request.content)["resolution"] == "4k"
     record, steps = state(job)

@@ -138,7 +138,7 @@ def test_the_step_sends_the_converted_copy(monkeypatch) -> None:
     store.put(key, webp, content_type="image/webp")
     with respx.mock(assert_all_called=False) as router:
         post, _ = mock_remove_background(router, cutout_png(PHOTO.size))
-        remove_background.fn(job, "SKU-W", sha, key, spec.image_url)
+        remove_background.fn(job, key)
     sent = parse_qs(post.calls.last.request.content.decode())["image_url"][0]
     assert sent.startswith(f"https://bucket.s3.example/staging/freepik/SKU-W/{sha}.jpg?")
     assert store.exists(f"cutouts/SKU-W/{sha}.png")

@@ -23,6 +23,7 @@ from core import jobs
 from core.db import get_engine, session_scope
 from core.errors import ConfigurationError
 from core.schemas import ImageJobSpec
+from core.sealed import source_of
 from core.tables import Job
 from tests.webhook.conftest import (
     SECRET,
@@ -67,7 +68,9 @@ def test_new_image_is_202_and_the_same_image_again_is_200_duplicate(live: LiveAp
     assert other_theme.status_code == 202 and other_theme.json()["jobId"] != job_id
     job = _job(live, job_id)
     assert job.sha256 == sha(1) and job.theme == "default" and job.dispatch_pending
-    assert job.source_url.endswith("?token=very-secret-token")
+    # Shown redacted everywhere; the whole URL is kept beside it, for the download only.
+    assert job.source_url.endswith("/1.jpg?token=***")
+    assert source_of(job).endswith("/1.jpg?token=very-secret-token")
 
 
 def test_a_failed_job_delivered_again_is_queued_with_the_url_it_carries(live: LiveApp) -> None:
