@@ -8,10 +8,10 @@ from datetime import timedelta
 
 from sqlmodel import Session, select
 
-from core.sealed import source_of
 from core import jobs
 from core.db import get_engine, session_scope, upgrade_schema
 from core.schemas import ImageJobSpec
+from core.sealed import source_of
 from core.tables import Job, JobStatus, utcnow
 from tests.helpers.postgres import temporary_database
 
@@ -81,7 +81,7 @@ def test_a_failed_job_delivered_again_is_queued_with_the_url_it_carries(db_url: 
     with Session(get_engine(db_url)) as s:
         job = s.get(Job, job_id)
         assert job is not None and source_of(job) == fixed.image_url
-            assert job.source_url == "https://cdn.example/30-fixed.jpg?token=***"
+        assert job.source_url == "https://cdn.example/30-fixed.jpg?token=***"
         assert job.status == JobStatus.NEW and job.error is None and job.error_step is None
         assert job.dispatch_pending and job.dispatch_attempts == 0 and job.flow_run_id is None
         assert job.redeliveries == 1 and job.recoveries == 0 and job.finished_at is None
