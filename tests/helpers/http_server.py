@@ -27,6 +27,8 @@ class Script:
 
     routes: dict[str, list[Reply]] = field(default_factory=dict)
     hits: dict[str, int] = field(default_factory=dict)
+    # Every request as received: its whole path (query included) and its headers.
+    received: list[tuple[str, dict[str, str]]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def add(self, path: str, *replies: Reply) -> None:
@@ -45,6 +47,8 @@ class _Handler(BaseHTTPRequestHandler):
     script: Script
 
     def do_GET(self) -> None:
+        with self.script.lock:
+            self.script.received.append((self.path, dict(self.headers.items())))
         reply = self.script.next(self.path.split("?", 1)[0])
         if reply is None:
             reply = Reply(404, b"not found")
