@@ -51,7 +51,7 @@ def test_a_database_restart_mid_run_ends_done_with_every_asset(
         except Exception:  # noqa: BLE001  (the schema is not there yet)
             return False
 
-    restart = start_outage(pg_jobs, 3.0, when=cutting_out)
+    restart = start_outage(pg_jobs, 3.0, when=cutting_out, until=lambda: bool(db_warnings))
     with serve(script) as base:
         result = process_image(sku="SKU-PG", image_url=f"{base}/media/photo.jpg", sha256=SHA)
     finished = time.monotonic()

@@ -117,7 +117,9 @@ def outage(database: str, seconds: float = 0.0) -> Iterator[Outage]:
 
 
 @contextmanager
-def _down(record: Outage, seconds: float) -> Iterator[None]:
+def _down(
+    record: Outage, seconds: float, until: Callable[[], bool] | None = None, max_s: float = 60.0
+) -> Iterator[None]:
     name = record.database
     if '"' in name or "'" in name:
         raise ValueError(f"unexpected database name {name!r}")
@@ -135,6 +137,12 @@ def _down(record: Outage, seconds: float) -> Iterator[None]:
             record.started_at = time.monotonic()
             yield
             time.sleep(max(0.0, record.started_at + seconds - time.monotonic()))
+            # Held on until the code under test has met the outage: on a loaded machine the
+            # work that touches the database may come later than ``seconds``.
+            while (
+                until is not None and not until() and time.monotonic() < record.started_at + max_s
+            ):
+                time.sleep(0.05)
         finally:
             admin.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS true')
             record.ended_at = time.monotonic()
@@ -164,12 +172,14 @@ def start_outage(
     *,
     when: Callable[[], bool] | None = None,
     wait_s: float = 60.0,
+    until: Callable[[], bool] | None = None,
 ) -> BackgroundOutage:
     """``outage(database, seconds)`` in a daemon thread; returns at once.
 
     With ``when``, the outage begins once ``when()`` is true (polled every 20 ms for at most
     ``wait_s`` seconds; then it begins anyway, and the test's own checks tell it was too late).
-    ``background.outage`` fills in as it goes: ``started_at`` is set once the sessions are
+    With ``until``, the outage lasts at least ``seconds`` and then until ``until()`` is true
+    (at most 60 s). ``background.outage`` fills in as it goes: ``started_at`` is set once the sessions are
     terminated, ``ended_at`` once connections are allowed again.
     """
     background = BackgroundOutage(Outage(database_name(database)), threading.Thread())
@@ -179,7 +189,7 @@ def start_outage(
             deadline = time.monotonic() + wait_s
             while when is not None and not when() and time.monotonic() < deadline:
                 time.sleep(0.02)
-            with _down(background.outage, seconds):
+            with _down(background.outage, seconds, until):
                 pass
         except BaseException as exc:  # noqa: BLE001  (handed to the test by join())
             background.errors.append(exc)
