@@ -363,6 +363,13 @@ class Settings(BaseSettings):
         description="Smallest IoU between the cut-out and a mirrored second look; 0 skips the "
         "check (it costs one more segmentation and caught nothing the others miss).",
     )
+    quality_fidelity_max_error: float = Field(
+        8.0,
+        ge=0,
+        le=255,
+        description="Largest mean difference (0-255) between the product in a composite and the "
+        "cut-out's own pixels; a JPEG master alone makes up to about 4.",
+    )
 
     @field_validator(
         "freepik_api_key",
