@@ -50,7 +50,8 @@ typecheck: setup
 	$(VENV)/bin/mypy
 
 bench: setup
-	$(PY) benchmarks/segmentation.py
+	$(PY) benchmarks/segmentation.py --baseline --hard
+	$(PY) benchmarks/quality.py
 	$(PY) benchmarks/derivatives.py
 	$(PY) benchmarks/gradient.py
 	$(PY) benchmarks/pipeline.py

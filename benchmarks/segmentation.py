@@ -8,7 +8,10 @@ CPU time, which other jobs on the machine disturb less). ``--baseline`` also run
 plain recipe of the model's own README (squashed Lanczos input, min-max, Lanczos resize
 back, threshold 0.5) in the same run, so the two can be compared directly.
 
-    .venv/bin/python benchmarks/segmentation.py [--data DIR] [--baseline] [--threads 1] [--scale 1]
+    .venv/bin/python benchmarks/segmentation.py [--data DIR] [--baseline] [--hard] [--threads 1] [--scale 1]
+
+``--hard`` adds the hard cases of ``benchmarks/_hardcases.py`` (exact ground truth: products on
+busy scenes, beside printed text, white on white, glass) and prints each set's summary apart.
 
 The dev set is not in the repository (docs/benchmarks.md): ``--data DIR``, else
 $PACKSHOT_SEGMENTATION_DATA, else the shared data folder beside the checkout.
@@ -33,6 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from benchmarks._hardcases import hard_cases  # noqa: E402
 from core.providers.local import LocalRemover  # noqa: E402
 from imaging.matting import MODEL_SIZE, normalize_prediction  # noqa: E402
 
@@ -149,22 +153,46 @@ def main() -> None:
     env_data = os.environ.get("PACKSHOT_SEGMENTATION_DATA")
     parser.add_argument("--data", type=Path, default=Path(env_data) if env_data else DEFAULT_DATA)
     parser.add_argument("--baseline", action="store_true", help="also run the README recipe")
+    parser.add_argument("--hard", action="store_true", help="also run the built hard cases")
     parser.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads")
     parser.add_argument("--scale", type=float, default=1.0, help="enlarge photos by this factor")
     args = parser.parse_args()
 
-    pairs = load_pairs(args.data, args.scale)
-    if not pairs:
+    sets = {"dev": load_pairs(args.data, args.scale)}
+    if not sets["dev"]:
         sys.exit(f"no NAME.jpg + NAME.mask.png pairs in {args.data}")
+    if args.hard:
+        sets["hard"] = list(hard_cases(args.data if args.data.is_dir() else None))
     level = difficulties(args.data)
     remover = LocalRemover(threads=args.threads)
-    remover.remove(pairs[0][1])  # load the session and warm up outside the timings
+    remover.remove(sets["dev"][0][1])  # load the session and warm up outside the timings
 
-    ours: list[Scores] = []
-    base: list[Scores] = []
     head = f"{'image':26s} {'level':6s} {'size':>9s} {'IoU':>6s} {'MAE':>6s} {'BF':>6s}"
     head += f" {'ms':>5s} zoom"
     print(head + ("   base IoU   MAE     BF    ms" if args.baseline else ""))
+    results: dict[str, tuple[list[Scores], list[Scores]]] = {}
+    for label, pairs in sets.items():
+        results[label] = run_set(remover, pairs, level, baseline=args.baseline)
+    print()
+    result = "result:"
+    for label, (ours, base) in results.items():
+        if base:
+            print(summary(f"{label} base", base))
+        print(summary(f"{label} local", ours))
+        result += " " + result_fields(label, ours, base)
+    print(result + f" images={sum(len(pairs) for pairs in sets.values())}")
+
+
+def run_set(
+    remover: LocalRemover,
+    pairs: list[tuple[str, Image.Image, np.ndarray]],
+    level: dict[str, str],
+    *,
+    baseline: bool,
+) -> tuple[list[Scores], list[Scores]]:
+    """Score ``remover`` (and the plain recipe when ``baseline``) on every pair, printing rows."""
+    ours: list[Scores] = []
+    base: list[Scores] = []
     for name, image, gt in pairs:
         started, cpu = time.perf_counter(), time.process_time()
         seg = remover.remove(image)
@@ -180,34 +208,35 @@ def main() -> None:
             f"{name:26s} {level.get(name, ''):6s} {size:>9s}"
             f" {r.iou:6.3f} {r.mae:6.3f} {r.bf:6.3f} {r.ms:5.0f} {zoom:4s}"
         )
-        if args.baseline:
+        if baseline:
             started = time.perf_counter()
             plain = readme_alpha(remover.session(), image)
             base.append(score(plain, gt, (time.perf_counter() - started) * 1000))
             b = base[-1]
             line += f"   {b.iou:6.3f} {b.mae:6.3f} {b.bf:6.3f} {b.ms:5.0f}"
         print(line, flush=True)
+    return ours, base
 
-    print()
-    if base:
-        print(summary("baseline", base))
-    print(summary("local", ours))
+
+def result_fields(label: str, ours: list[Scores], base: list[Scores]) -> str:
+    """The ``result:`` fields of one set; ``worst_loss`` is the largest IoU lost to the baseline."""
     ious = [r.iou for r in ours]
-    result = (
-        f"result: mean_iou={statistics.mean(ious):.3f} median_iou={statistics.median(ious):.3f}"
-        f" ms_per_image={statistics.median(r.ms for r in ours):.0f}"
-        f" cpu_ms_per_image={statistics.median(r.cpu_ms for r in ours):.0f}"
-        f" mean_mae={statistics.mean(r.mae for r in ours):.4f}"
-        f" mean_boundary_f={statistics.mean(r.bf for r in ours):.3f}"
+    fields = (
+        f"{label}_mean_iou={statistics.mean(ious):.3f} {label}_median_iou={statistics.median(ious):.3f}"
+        f" {label}_ms_per_image={statistics.median(r.ms for r in ours):.0f}"
+        f" {label}_cpu_ms_per_image={statistics.median(r.cpu_ms for r in ours):.0f}"
+        f" {label}_mean_mae={statistics.mean(r.mae for r in ours):.4f}"
+        f" {label}_mean_boundary_f={statistics.mean(r.bf for r in ours):.3f}"
     )
     if base:
         base_ious = [r.iou for r in base]
-        result += (
-            f" baseline_mean_iou={statistics.mean(base_ious):.3f}"
-            f" baseline_median_iou={statistics.median(base_ious):.3f}"
-            f" baseline_ms_per_image={statistics.median(r.ms for r in base):.0f}"
+        worst = max(b.iou - r.iou for b, r in zip(base, ours, strict=True))
+        fields += (
+            f" {label}_baseline_mean_iou={statistics.mean(base_ious):.3f}"
+            f" {label}_baseline_median_iou={statistics.median(base_ious):.3f}"
+            f" {label}_worst_loss_to_baseline={worst:.3f}"
         )
-    print(result + f" images={len(ours)}")
+    return fields
 
 
 if __name__ == "__main__":

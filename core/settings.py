@@ -11,6 +11,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core.urls import redact_url
+from imaging.quality import MaskThresholds
 
 __all__ = ["MIN_WEBHOOK_SECRET_CHARS", "Settings", "configure", "get_settings"]
 
@@ -336,6 +337,40 @@ class Settings(BaseSettings):
     retry_backoff_s: float = Field(2.0, ge=0, description="First retry delay; doubles each time.")
     log_level: str = Field("INFO", description="Log level of Packshot's own loggers.")
 
+    # --- quality gate (imaging/quality.py; chosen with benchmarks/quality.py) ------------------
+    quality_soft_alpha_max: float = Field(
+        0.12, ge=0, le=1, description="Most half-transparent alpha per product pixel."
+    )
+    quality_frame_max: float = Field(
+        0.05, ge=0, le=1, description="Largest share of the photo's edge the product may cover."
+    )
+    quality_foreground_min: float = Field(
+        0.03, ge=0, le=1, description="Smallest share of the photo the product may cover."
+    )
+    quality_foreground_max: float = Field(
+        0.7, ge=0, le=1, description="Largest share of the photo the product may cover."
+    )
+    quality_fragments_max: float = Field(
+        0.1, ge=0, le=1, description="Largest share of the product outside its largest part."
+    )
+    quality_strokes_max: float = Field(
+        0.01, ge=0, le=1, description="Largest share of the product in thin strokes (letters)."
+    )
+    quality_agreement_min: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Smallest IoU between the cut-out and a mirrored second look; 0 skips the "
+        "check (it costs one more segmentation and caught nothing the others miss).",
+    )
+    quality_fidelity_max_error: float = Field(
+        8.0,
+        ge=0,
+        le=255,
+        description="Largest mean difference (0-255) between the product in a composite and the "
+        "cut-out's own pixels; a JPEG master alone makes up to about 4.",
+    )
+
     @field_validator(
         "freepik_api_key",
         "shopify_access_token",
@@ -423,6 +458,18 @@ class Settings(BaseSettings):
         """The signing secrets: the current one first, then the one being rotated out."""
         found = (self.notify_secret, self.notify_secret_previous)
         return [secret.get_secret_value() for secret in found if secret is not None]
+
+    @property
+    def quality_mask_thresholds(self) -> MaskThresholds:
+        """The mask checks' limits from the ``PACKSHOT_QUALITY_*`` settings."""
+        return MaskThresholds(
+            soft_alpha_max=self.quality_soft_alpha_max,
+            frame_max=self.quality_frame_max,
+            foreground_min=self.quality_foreground_min,
+            foreground_max=self.quality_foreground_max,
+            fragments_max=self.quality_fragments_max,
+            strokes_max=self.quality_strokes_max,
+        )
 
     @property
     def segmenter_chain(self) -> list[str]:

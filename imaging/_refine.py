@@ -1,4 +1,4 @@
-"""Alpha refinement internals for ``imaging.matting``: zoom blending and the guided filter.
+"""Alpha refinement internals for ``imaging.matting``: zoom blending, the guided filter, confining.
 
 The colour guided filter follows He, Sun & Tang, "Guided Image Filtering" (2013); box means come
 from cumulative sums, so the cost does not depend on the radius. Everything is float32.
@@ -7,7 +7,7 @@ from cumulative sums, so the cost does not depend on the radius. Everything is f
 from __future__ import annotations
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageFilter
 
 _GUIDE_SIDE = 512  # coefficients are solved at most at this long side
 _EPS = 1e-3  # regulariser: colour variance below this counts as a flat region
@@ -48,6 +48,48 @@ def blend_zoom(
     region = out[y0:y1, x0:x1]
     region += weight * (inner - region)
     return out, max(x1 - x0, y1 - y0)
+
+
+def confine(
+    alpha: np.ndarray,
+    first: np.ndarray,
+    second: np.ndarray | None,
+    *,
+    core_band: int = 1,
+    sure_background: float = 0.1,
+) -> np.ndarray:
+    """Keep a refined alpha within what the whole-image (first) pass supports.
+
+    A second look (zoomed or mirrored) and the guided filter sharpen the first pass's edges, but
+    on their own they also bring in whole regions the first pass had left out (a block of printed
+    text beside the product, clutter in the zoomed box) and drop parts it was sure of. So:
+
+    - the alpha never exceeds the first pass's map (upsampled): nothing the first pass rejected
+      can become product;
+    - deeper than ``core_band`` model pixels inside the first pass's mask, the product stays
+      unless the second look is sure it is background (below ``sure_background``): a removal
+      there needs confident evidence, an unsure second look (a dim shoulder of a bottle) is not.
+
+    Measured with ``benchmarks/segmentation.py --baseline --hard`` (docs/benchmarks.md).
+
+    Args:
+        alpha: the refined float32 ``(h, w)`` alpha.
+        first: the first pass's normalised map at model resolution.
+        second: the second look's map at ``alpha``'s size, or ``None`` when there was none.
+        core_band: depth in model pixels of the edge band where the refinement moves freely.
+        sure_background: second-look value below which a first-pass region may be removed.
+
+    Returns:
+        The confined float32 alpha.
+    """
+    size = (alpha.shape[1], alpha.shape[0])
+    out = np.minimum(alpha, resize_map(first, size))
+    if second is None:
+        return out
+    mask = Image.fromarray(np.where(first >= 0.5, 255, 0).astype(np.uint8))
+    core = mask.filter(ImageFilter.MinFilter(2 * core_band + 1)) if core_band > 0 else mask
+    floor = resize_map(np.asarray(core, dtype=np.float32) / 255.0, size)
+    return np.maximum(out, np.where(second >= sure_background, floor, 0.0))
 
 
 def _ramp(n: int, fade_start: bool, fade_end: bool) -> np.ndarray:

@@ -5,7 +5,9 @@ Pure functions on Pillow images and numpy arrays; running the model is the calle
 ImageNet normalisation, min-max normalised output). On top of it, measured with
 ``benchmarks/segmentation.py``: mirror averaging (``mirror_average``), a zoomed second look at the
 product when the photo holds more detail than the 320×320 input kept (``zoom_box``), and a colour
-guided filter that snaps the upsampled alpha to the photo's edges (``prediction_to_alpha``).
+guided filter that snaps the upsampled alpha to the photo's edges (``prediction_to_alpha``). The
+refinement is confined to what the whole-image pass supports (``_refine.confine``): it sharpens
+that pass's edges but cannot add a region that pass left out.
 Large photos are refined at ``WORKING_SIDE`` px at most and only the final 8-bit alpha is upscaled,
 so memory stays bounded (no float arrays at full resolution).
 """
@@ -17,7 +19,7 @@ import math
 import numpy as np
 from PIL import Image
 
-from imaging._refine import blend_zoom, guided_refine, resize_map
+from imaging._refine import blend_zoom, confine, guided_refine, resize_map
 
 __all__ = [
     "MODEL_SIZE",
@@ -175,20 +177,25 @@ def prediction_to_alpha(
     *,
     guide: Image.Image | None = None,
     zoom: tuple[np.ndarray, Box] | None = None,
+    mirrored: np.ndarray | None = None,
     sharpen: float = 2.0,
 ) -> Image.Image:
-    """Turn a model map into a soft alpha at the source size.
+    """Turn a whole-image model map into a soft alpha at the source size.
 
-    The map is min-max normalised and resized bilinearly; a zoomed map is blended in over its box
-    (feathered where the box is inside the frame); with a ``guide`` a colour guided filter aligns
-    the alpha with the photo's edges; ``sharpen`` steepens the ramp around 0.5 (the mask threshold
-    stays where it was) so faint haze drops to 0 and edges stay anti-aliased.
+    The map is min-max normalised and resized bilinearly; a second look refines it: a zoomed map
+    blended in over its box (feathered where the box is inside the frame) or the mirrored
+    image's map averaged in. With a ``guide`` a colour guided filter aligns the alpha with the
+    photo's edges. The refined alpha is then confined to what ``pred`` supports (see
+    ``_refine.confine``): it never exceeds ``pred``, so refinement cannot add a region the
+    whole-image pass left out. ``sharpen`` steepens the ramp around 0.5 (the mask threshold stays
+    where it was) so faint haze drops to 0 and edges stay anti-aliased.
 
     Args:
         pred: the whole-image model map (see ``normalize_prediction`` for shapes).
         size: the source size ``(width, height)``.
         guide: the source photo, for edge-aware refinement; ``None`` skips it.
         zoom: ``(map, box)`` from a pass over ``image.crop(box)`` (see ``zoom_box``).
+        mirrored: the map for the horizontally mirrored image (see ``mirror_average``).
         sharpen: slope of the final ramp around 0.5; 1 keeps the values.
 
     Returns:
@@ -196,7 +203,7 @@ def prediction_to_alpha(
 
     Raises:
         ValueError: on a malformed map, an empty size, a guide of another size, a zoom box
-            outside the image or ``sharpen < 1``.
+            outside the image, both ``zoom`` and ``mirrored``, or ``sharpen < 1``.
 
     Example:
         >>> prediction_to_alpha(np.eye(4), (8, 8)).size
@@ -207,19 +214,40 @@ def prediction_to_alpha(
         raise ValueError(f"bad arguments: size={size}, sharpen={sharpen}")
     if guide is not None and guide.size != (width, height):
         raise ValueError(f"guide is {guide.size}, expected {size}")
+    if zoom is not None and mirrored is not None:
+        raise ValueError("pass one second look: zoom or mirrored, not both")
     base = normalize_prediction(pred)
     work = _working_size(size)
-    alpha = resize_map(base, work)
-    detail = max(work) / max(base.shape)  # working pixels per model pixel
-    if zoom is not None:
-        zmap = normalize_prediction(zoom[0])
-        alpha, zoom_side = blend_zoom(alpha, zmap, zoom[1], size)
-        detail = zoom_side / max(zmap.shape)
+    alpha, second, detail = _second_look(base, work, size, zoom=zoom, mirrored=mirrored)
     if guide is not None:
         alpha = guided_refine(guide, alpha, radius=max(1.0, 2.0 * detail))
+    alpha = confine(alpha, base, second)
     alpha = np.clip((alpha - 0.5) * sharpen + 0.5, 0.0, 1.0)
     out = Image.fromarray(np.rint(alpha * 255.0).astype(np.uint8))
     return out if work == (width, height) else out.resize((width, height), _BILINEAR)
+
+
+def _second_look(
+    base: np.ndarray,
+    work: tuple[int, int],
+    size: tuple[int, int],
+    *,
+    zoom: tuple[np.ndarray, Box] | None,
+    mirrored: np.ndarray | None,
+) -> tuple[np.ndarray, np.ndarray | None, float]:
+    """The alpha to refine at working size, the second look's own map (``None`` without one),
+    and the working pixels per model pixel of the finest map (the guided filter's scale)."""
+    first = resize_map(base, work)
+    detail = max(work) / max(base.shape)
+    if zoom is not None:
+        zmap = normalize_prediction(zoom[0])
+        blended, side = blend_zoom(first, zmap, zoom[1], size)
+        return blended, blended, side / max(zmap.shape)
+    if mirrored is not None:
+        averaged = mirror_average(base, mirrored)  # also checks the shapes
+        other = normalize_prediction(mirrored)[:, ::-1]
+        return resize_map(averaged, work), resize_map(other, work), detail
+    return first, None, detail
 
 
 def binary_mask(alpha: Image.Image, *, threshold: int = 128) -> Image.Image:

@@ -21,7 +21,6 @@ from core.providers.base import Segmentation
 from imaging.matting import (
     binary_mask,
     cutout,
-    mirror_average,
     prediction_to_alpha,
     to_model_input,
     zoom_box,
@@ -46,7 +45,8 @@ class LocalRemover:
 
     Per image: one whole-image pass, then either a zoomed pass over the product (when the photo
     holds detail the 320×320 input lost, see ``imaging.matting.zoom_box``) or a mirrored pass; a
-    guided filter aligns the alpha with the photo's edges. About two forward passes per image.
+    guided filter aligns the alpha with the photo's edges, confined to what the whole-image pass
+    supports (a second look cannot add a region it left out). About two forward passes per image.
 
     Args:
         model_path: the ONNX file; ``None`` uses the shipped u2netp.
@@ -95,7 +95,7 @@ class LocalRemover:
             )
         else:
             mirrored = self._predict(rgb.transpose(Image.Transpose.FLIP_LEFT_RIGHT))
-            alpha = prediction_to_alpha(mirror_average(pred, mirrored), rgb.size, guide=rgb)
+            alpha = prediction_to_alpha(pred, rgb.size, guide=rgb, mirrored=mirrored)
         try:
             product, bbox = cutout(rgb, alpha)
         except ValueError as exc:

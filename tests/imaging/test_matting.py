@@ -117,15 +117,59 @@ def test_guided_filter_snaps_a_coarse_map_to_the_photo_edges():
     assert set(np.unique(values[70:110, 100:140])) == {255}  # interior is fully opaque
 
 
-def test_zoom_map_is_blended_over_its_box():
-    base = np.zeros((320, 320), np.float32)
-    base[0, 0] = 1.0  # not constant, so normalisation keeps it near 0
-    inner = np.ones((320, 320), np.float32)
-    inner[0, 0] = 0.0
+def square_map(box: tuple[int, int, int, int], value: float = 1.0, size: int = 320) -> np.ndarray:
+    """A model map holding ``value`` over ``box`` (model pixels) and 0 elsewhere."""
+    pred = np.zeros((size, size), np.float32)
+    pred[box[1] : box[3], box[0] : box[2]] = value
+    pred[0, 0] = max(pred[0, 0], 1e-3)  # never constant, whatever the box
+    return pred
+
+
+def test_zoom_map_refines_the_edges_the_first_pass_found():
+    # Whole-image pass: a square over source x 100..300 of a 400x300 photo; the zoomed look over
+    # the box (100, 50, 300, 250) sees its left 40 source px as background.
+    base = square_map((80, 64, 240, 256))
+    inner = square_map((0, 0, 320, 320))
+    inner[:, :64] = 0.0  # source x 100..140 is background in the zoomed look
     alpha = np.asarray(prediction_to_alpha(base, (400, 300), zoom=(inner, (100, 50, 300, 250))))
-    assert alpha[150, 200] == 255  # centre of the box: the zoomed map
+    assert alpha[150, 160] == 255  # inside both passes
+    assert alpha[150, 120] == 0  # the zoomed look removed what the whole-image pass blurred in
+    assert alpha[150, 103] > alpha[150, 125]  # feathered where the box edge is inside the frame
     assert alpha[10, 10] == 0 and alpha[290, 390] == 0  # outside: the whole-image map
-    assert alpha[150, 101] < alpha[150, 130]  # feathered where the box edge is inside the frame
+
+
+def test_zoom_map_cannot_add_a_region_the_first_pass_left_out():
+    # The whole-image pass finds the product on the right; the zoomed look also claims a block
+    # on the left (printed text beside the product) that the first pass had rejected.
+    base = square_map((200, 100, 280, 220))
+    inner = square_map((0, 0, 320, 320), value=0.0)
+    inner[60:260, 20:120] = 1.0  # the text block, source x ~ 112..175
+    inner[60:260, 180:300] = 1.0  # the product again
+    alpha = np.asarray(prediction_to_alpha(base, (400, 300), zoom=(inner, (100, 50, 300, 250))))
+    assert alpha[150, 140] == 0  # the block stays out
+    assert alpha[150, 300] == 255  # the product stays in
+
+
+def test_mirrored_look_cannot_add_a_region_and_an_unsure_one_cannot_remove_the_core():
+    image, truth = disc_scene()
+    pred = coarse_map(truth)[0, 0]
+    mirrored = pred[:, ::-1].copy()
+    mirrored[:, 260:300] = 1.0  # a region only the mirrored look sees (mirrored-left of the photo)
+    mirrored[100:220, 100:220] = 0.3  # and unsure about the disc's centre
+    alpha = np.asarray(prediction_to_alpha(pred, image.size, guide=image, mirrored=mirrored))
+    plain = np.asarray(prediction_to_alpha(pred, image.size, guide=image))
+    assert alpha[:, :20].max() < 128  # the strip only the mirrored look saw stays background
+    assert (alpha[truth] >= 128).mean() > 0.98  # the disc's core is kept
+    assert iou(alpha >= 128, truth) > 0.95
+    assert iou(alpha >= 128, truth) >= iou(plain >= 128, truth) - 0.01
+
+
+def test_a_sure_second_look_may_remove_part_of_the_first_pass():
+    base = square_map((40, 40, 280, 280))
+    inner = square_map((0, 0, 320, 320))
+    inner[:, 160:] = 0.0  # the zoomed look is sure the right half is background (clutter)
+    alpha = np.asarray(prediction_to_alpha(base, (400, 400), zoom=(inner, (0, 0, 400, 400))))
+    assert alpha[200, 100] == 255 and alpha[200, 300] == 0
 
 
 def test_large_photo_is_refined_at_working_resolution():
@@ -144,6 +188,8 @@ def test_large_photo_is_refined_at_working_resolution():
         {"size": (10, 10), "sharpen": 0.5},
         {"size": (10, 10), "guide": Image.new("RGB", (11, 10))},
         {"size": (10, 10), "zoom": (np.ones((4, 4)), (5, 5, 12, 8))},
+        {"size": (10, 10), "zoom": (np.eye(4), (0, 0, 5, 5)), "mirrored": np.eye(4)},
+        {"size": (10, 10), "mirrored": np.eye(3)},
     ],
 )
 def test_alpha_rejects_bad_arguments(kwargs):
