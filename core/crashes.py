@@ -12,12 +12,12 @@ import uuid
 
 from sqlmodel import Session, col, select
 
-from core.tables import Job, JobStatus, JobStep, Step, StepState
+from core.tables import SETTLED_STATUSES, Job, JobStatus, JobStep, Step, StepState
 from core.tables import utcnow as _now
 
 __all__ = ["fail_crashed", "in_flight", "requeue_crashed"]
 
-_TERMINAL = (JobStatus.DONE, JobStatus.FAILED)
+_TERMINAL = SETTLED_STATUSES
 
 
 def in_flight(session: Session, *, limit: int = 500) -> list[Job]:

@@ -279,11 +279,16 @@ def set_manifest_key(session: Session, *, job_id: uuid.UUID, key: str) -> None:
 def start_job(session: Session, *, job_id: uuid.UUID, flow_run_id: str | None = None) -> Job:
     """Mark the job as started; a FAILED job starts again from NEW (its outputs are reused).
 
-    A DONE job keeps its status while a re-run walks its (mostly skipped) steps again.
+    A DONE job keeps its status while a re-run walks its (mostly skipped) steps again. A held
+    job that a person approved continues from its derivatives (the run publishes it); a held
+    job without a decision, or a rejected one, is judged again from NEW.
     """
     job = _require(session, job_id)
-    if job.status == JobStatus.FAILED:
+    if job.status == JobStatus.NEEDS_REVIEW and job.review_decision == "approved":
+        job.status = JobStatus.DERIVATIVES
+    elif job.status in (JobStatus.FAILED, JobStatus.NEEDS_REVIEW, JobStatus.REJECTED):
         job.status = JobStatus.NEW
+        _forget_review(job)
     job.error = job.error_step = job.error_type = None
     job.started_at = _now()
     job.finished_at = None
@@ -294,19 +299,25 @@ def start_job(session: Session, *, job_id: uuid.UUID, flow_run_id: str | None = 
 
 
 def reset_for_rerun(session: Session, *, job_id: uuid.UUID) -> Job:
-    """Send the job back to NEW so a forced re-render walks every status again."""
+    """Send the job back to NEW so a forced re-render walks every status again (and is
+    judged again: an earlier review decision no longer applies)."""
     job = _require(session, job_id)
     job.status = JobStatus.NEW
+    _forget_review(job)
     job.finished_at = None
     job.updated_at = _now()
     return job
 
 
+def _forget_review(job: Job) -> None:
+    job.review_decision = job.review_by = job.review_at = job.review_reason = None
+
+
 def advance_status(session: Session, *, job_id: uuid.UUID, status: JobStatus) -> Job:
-    """Move the job forward to ``status``; never backwards, never out of FAILED."""
+    """Move the job forward to ``status``; never backwards, never out of a settled status."""
     job = _require(session, job_id)
     current = JobStatus(job.status)
-    if current != JobStatus.FAILED and STATUS_ORDER.index(status) > STATUS_ORDER.index(current):
+    if current in STATUS_ORDER and STATUS_ORDER.index(status) > STATUS_ORDER.index(current):
         job.status = status
         job.updated_at = _now()
     return job

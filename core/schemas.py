@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
+
+from imaging.quality import Quality
 
 __all__ = [
     "NAME_PATTERN",
@@ -18,8 +21,11 @@ __all__ = [
     "CamelModel",
     "ImageJobSpec",
     "JobView",
+    "QualityCheck",
+    "QualityReport",
     "StepView",
     "is_valid_name",
+    "parse_quality",
 ]
 
 NAME_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
@@ -119,6 +125,57 @@ class AssetView(CamelModel):
     content_type: str
 
 
+class QualityCheck(CamelModel):
+    """One named check: the measured value, its threshold, whether it passed, and why."""
+
+    name: str
+    value: float
+    threshold: float
+    passed: bool
+    detail: str
+
+
+class QualityReport(CamelModel):
+    """A job's verdict: ``review`` when any check failed; ``score`` is the share that passed."""
+
+    verdict: Literal["pass", "review"]
+    score: float
+    checks: list[QualityCheck]
+
+    @classmethod
+    def from_checks(cls, quality: Quality) -> QualityReport:
+        """The report of ``imaging.quality.summarise``'s result."""
+        return cls(
+            verdict="pass" if quality.verdict == "pass" else "review",
+            score=quality.score,
+            checks=[QualityCheck.model_validate(c, from_attributes=True) for c in quality.checks],
+        )
+
+    def failed(self) -> list[QualityCheck]:
+        """The checks that did not pass, in order."""
+        return [c for c in self.checks if not c.passed]
+
+    def summary(self) -> str:
+        """One line for people: the verdict and, for ``review``, what failed, in words."""
+        if self.verdict == "pass":
+            return f"pass ({len(self.checks)} checks)"
+        return "review: " + "; ".join(c.detail for c in self.failed())
+
+    def to_column(self) -> str:
+        """The JSON stored in ``job.quality`` (camelCase, as published)."""
+        return self.model_dump_json(by_alias=True)
+
+
+def parse_quality(text: str | None) -> QualityReport | None:
+    """The report stored in ``job.quality``; None when there is none or it is unreadable."""
+    if not text:
+        return None
+    try:
+        return QualityReport.model_validate(json.loads(text))
+    except (ValueError, TypeError):
+        return None
+
+
 class JobView(CamelModel):
     """A job with its steps and assets."""
 
@@ -136,5 +193,12 @@ class JobView(CamelModel):
     cost_usd: float = 0.0
     ms: float | None = Field(None, validation_alias="duration_ms")
     created_at: datetime
+    quality: QualityReport | None = None
     steps: list[StepView] = []
     assets: list[AssetView] = []
+
+    @field_validator("quality", mode="before")
+    @classmethod
+    def _stored_quality(cls, value: object) -> object:
+        # A row keeps the report as JSON text; an unreadable one is shown as none.
+        return parse_quality(value) if isinstance(value, str) else value

@@ -338,6 +338,12 @@ class Settings(BaseSettings):
     log_level: str = Field("INFO", description="Log level of Packshot's own loggers.")
 
     # --- quality gate (imaging/quality.py; chosen with benchmarks/quality.py) ------------------
+    review: Literal["auto", "always", "off"] = Field(
+        "auto",
+        description="What a quality verdict does: auto holds a `review` verdict in NEEDS_REVIEW "
+        "(nothing published until a person approves), always holds every job, off holds none "
+        "(verdicts are still recorded).",
+    )
     quality_soft_alpha_max: float = Field(
         0.12, ge=0, le=1, description="Most half-transparent alpha per product pixel."
     )

@@ -34,6 +34,7 @@ from sqlalchemy import (
 from sqlmodel import Field, SQLModel
 
 __all__ = [
+    "SETTLED_STATUSES",
     "STATUS_ORDER",
     "Asset",
     "AssetBase",
@@ -72,12 +73,24 @@ class JobStatus(StrEnum):
     SHOPIFY_PUSH = "SHOPIFY_PUSH"
     DONE = "DONE"
     FAILED = "FAILED"
+    # Held after its manifest, before publishing: a person decides (core/review.py).
+    NEEDS_REVIEW = "NEEDS_REVIEW"
+    # A person rejected it: final, nothing published.
+    REJECTED = "REJECTED"
 
     @property
     def step_number(self) -> int:
         """ "Step k of 7": NEW = 1 … DONE = 7 (FAILED has no number of its own: 0)."""
         return STATUS_ORDER.index(self) + 1 if self in STATUS_ORDER else 0
 
+
+# No run is working on a job in these: it ended, or waits for a person (NEEDS_REVIEW).
+SETTLED_STATUSES: tuple[JobStatus, ...] = (
+    JobStatus.DONE,
+    JobStatus.FAILED,
+    JobStatus.NEEDS_REVIEW,
+    JobStatus.REJECTED,
+)
 
 STATUS_ORDER: tuple[JobStatus, ...] = (
     JobStatus.NEW,
@@ -98,6 +111,7 @@ class Step(StrEnum):
     GENERATE_BACKGROUNDS = "generate_backgrounds"
     COMPOSITE = "composite"
     DERIVATIVES = "derivatives"
+    QUALITY = "quality"
     MANIFEST = "manifest"
     PUBLISH = "publish"
 
@@ -183,6 +197,13 @@ class JobBase(SQLModel):
     redeliveries: int = Field(
         default=0, sa_column=Column(Integer, nullable=False, server_default="0")
     )
+    # The quality object of the last quality step (JSON: verdict, score, checks).
+    quality: str | None = Field(default=None, sa_column=Column(Text))
+    # The review decision of a held job: who decided, when, and why (a rejection's reason).
+    review_decision: str | None = Field(default=None, max_length=16)
+    review_by: str | None = Field(default=None, max_length=128)
+    review_at: datetime | None = Field(default=None, sa_column=_tz_column())
+    review_reason: str | None = Field(default=None, sa_column=Column(Text))
 
     @property
     def duration_ms(self) -> float | None:

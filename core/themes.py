@@ -103,6 +103,10 @@ class Theme(_Model):
     fill: float = Field(0.85, gt=0.1, le=1.0)
     max_upscale: float = Field(2.0, ge=1.0, le=4.0)
     ai_allowed: bool = True
+    # Channels whose rules the quality step checks every composite against. Known:
+    # "marketplace-main" (a marketplace's main image: JPEG, sRGB, >= 1600 px, the product
+    # filling >= 85 % of the longer side, pure #FFFFFF where there is no product or shadow).
+    channels: tuple[Literal["marketplace-main"], ...] = ()
 
     @field_validator("name")
     @classmethod
@@ -135,6 +139,7 @@ BUILTIN_THEMES: dict[str, Theme] = {
         variants=(BackgroundVariant(kind="solid", color="#FFFFFF", label="pure white"),),
         shadow=ShadowSpec(opacity=0.18),
         ai_allowed=False,
+        channels=("marketplace-main",),
     ),
 }
 

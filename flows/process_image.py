@@ -25,6 +25,7 @@ from core.settings import get_settings
 from core.tables import JobStatus, utcnow
 from core.themes import resolve_theme
 from tasks import (
+    check_quality,
     composite,
     derivatives,
     download,
@@ -132,13 +133,15 @@ def _run_job(job_id: uuid.UUID, *, force: bool, rerender: bool) -> JobView:
 
 
 def _run_steps_recorded(ctx: JobContext, original: str | None) -> JobView:
-    """The steps for ``ctx``; the job ends DONE with its manifest, or FAILED with the error."""
+    """The steps for ``ctx``; the job ends DONE with its manifest, NEEDS_REVIEW when its
+    quality verdict holds it, or FAILED with the error."""
     try:
         manifest_key = _run_steps(ctx, original=original)
     except Exception as exc:  # noqa: BLE001  (recorded on the job; the caller re-raises)
         jobstate.fail(ctx.job_id, exc)
         return jobstate.view(ctx.job_id)
-    jobstate.finish(ctx.job_id, manifest_key)
+    if manifest_key is not None:
+        jobstate.finish(ctx.job_id, manifest_key)
     return jobstate.view(ctx.job_id)
 
 
@@ -150,10 +153,11 @@ def raise_failure(result: JobView) -> None:
     raise RuntimeError(message)
 
 
-def _run_steps(ctx: JobContext, *, original: str | None) -> str:
+def _run_steps(ctx: JobContext, *, original: str | None) -> str | None:
     """The pipeline, in order; mapped steps run concurrently on the flow's thread pool.
 
     ``original`` is the stored source when it was already fetched (its sha256 was unknown).
+    Returns the manifest's key once published, or None when the job is held for review.
     """
     if original is None:
         original = download(ctx)
@@ -163,11 +167,14 @@ def _run_steps(ctx: JobContext, *, original: str | None) -> str:
     composites = composite.map(unmapped(ctx), cutout.cutout_key, backgrounds, variants)
     renders = derivatives.map(unmapped(ctx), composites, variants)
     wait(composites)
-    composites.result()  # raises the first failure
+    masters = composites.result()  # raises the first failure
     advance(ctx.job_id, JobStatus.COMPOSITED)
     renders.result()
     advance(ctx.job_id, JobStatus.DERIVATIVES)
-    manifest_key = write_manifest(ctx)
+    report = check_quality(ctx, cutout, masters)
+    manifest_key = write_manifest(ctx)  # held or not, the set is complete and described
+    if jobstate.hold_for_review(ctx, report):
+        return None
     publish(ctx, manifest_key)
     return manifest_key
 

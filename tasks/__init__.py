@@ -6,9 +6,11 @@ from tasks.download import download, prefetch
 from tasks.generate_background import generate_backgrounds
 from tasks.manifest import write_manifest
 from tasks.publish import publish
+from tasks.quality import check_quality
 from tasks.remove_background import remove_background
 
 __all__ = [
+    "check_quality",
     "composite",
     "derivatives",
     "download",

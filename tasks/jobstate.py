@@ -14,9 +14,9 @@ from urllib.parse import urlsplit
 from pydantic import SecretStr
 from sqlmodel import Session, select
 
-from core import jobs
+from core import jobs, review
 from core.context import JobContext
-from core.schemas import ImageJobSpec, JobView
+from core.schemas import ImageJobSpec, JobView, QualityReport
 from core.sealed import source_of
 from core.settings import get_settings
 from core.tables import AssetKind, JobStep, Step, StepState
@@ -25,7 +25,7 @@ from tasks._hooks import error_text
 from tasks._runtime import describe_stored, run_in_db
 from tasks.download import SourceRef
 
-__all__ = ["fail", "finish", "open_job", "record_prefetch", "view"]
+__all__ = ["fail", "finish", "hold_for_review", "open_job", "record_prefetch", "view"]
 
 
 def open_job(
@@ -119,6 +119,22 @@ def fail(job: uuid.UUID, exc: BaseException) -> None:
         )
 
     run_in_db(record, what="fail job")
+
+
+def hold_for_review(ctx: JobContext, report: QualityReport) -> bool:
+    """Hold the job in NEEDS_REVIEW when its verdict says so (``PACKSHOT_REVIEW``); True if held.
+
+    A job a person already approved is not held again: this run publishes it.
+    """
+    mode = get_settings().review
+
+    def decide(session: Session) -> bool:
+        if review.approved(session, job_id=ctx.job_id) or not review.should_hold(report, mode):
+            return False
+        review.hold(session, job_id=ctx.job_id)
+        return True
+
+    return run_in_db(decide, what="review hold")
 
 
 def finish(job: uuid.UUID, manifest_key: str) -> None:
