@@ -62,7 +62,10 @@ def process(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     force: Annotated[bool, typer.Option(help="Redo steps whose outputs exist.")] = False,
     verbose: Annotated[
-        bool, typer.Option("--verbose", "-v", help="Show Prefect's run logs.")
+        bool,
+        typer.Option(
+            "--verbose", "-v", help="Show Prefect's run logs, tracebacks of bad input included."
+        ),
     ] = False,
 ) -> None:
     """Run one image through the whole flow now, in this process."""
@@ -86,15 +89,21 @@ def process(
     except ValidationError as exc:
         err.print(f"[red]error:[/red] {_validation_text(exc)}")
         raise typer.Exit(EXIT_USAGE) from exc
+    from deployments.run_logs import held_run_errors
     from deployments.runner import run_process
 
-    outcome = run_process(spec, settings, force=force)
+    with held_run_errors(hold=not verbose) as held:
+        outcome = run_process(spec, settings, force=force)
+    if outcome.unexpected:
+        held.release()  # a bug: Prefect's account of it, traceback included
     if as_json:
         out.print_json(json.dumps(outcome.document))
     else:
         from deployments.report import print_job
 
         print_job(out, outcome)
+    if outcome.error_line:
+        err.print(outcome.error_line, markup=False, soft_wrap=True)
     raise typer.Exit(outcome.exit_code)
 
 
