@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 
 from core.errors import ConfigurationError, InputError, PipelineError
 from core.schemas import ImageJobSpec
@@ -32,11 +33,16 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 _INPUT_ERRORS = {"InputError", "ValidationError", "InvalidImage", "UnreadableImage"}
 
 
+def _error(text: str) -> None:
+    """One error line on stderr; ``text`` is printed as it is (``[...]`` is not markup)."""
+    err.print(f"[red]error:[/red] {escape(text)}", soft_wrap=True)
+
+
 def _settings() -> Settings:
     try:
         return get_settings()
     except ValidationError as exc:
-        err.print(f"[red]invalid settings:[/red] {exc}")
+        err.print(f"[red]invalid settings:[/red] {escape(str(exc))}")
         raise typer.Exit(EXIT_USAGE) from exc
 
 
@@ -84,10 +90,10 @@ def process(
         resolve_theme(spec.theme, settings.themes_file)
         check_providers(settings)
     except (InputError, ConfigurationError) as exc:
-        err.print(f"[red]error:[/red] {exc}")
+        _error(str(exc))
         raise typer.Exit(EXIT_USAGE) from exc
     except ValidationError as exc:
-        err.print(f"[red]error:[/red] {_validation_text(exc)}")
+        _error(_validation_text(exc))
         raise typer.Exit(EXIT_USAGE) from exc
     from deployments.run_logs import held_run_errors
     from deployments.runner import run_process
@@ -140,7 +146,7 @@ def segment(
                 min_side=settings.min_source_px,
             )
         except PipelineError as exc:
-            err.print(f"[red]{image}:[/red] {exc}")
+            err.print(f"[red]{escape(str(image))}:[/red] {escape(str(exc))}")
             failed += 1
             continue
         ms = (time.perf_counter() - started) * 1000
@@ -167,10 +173,10 @@ def publish(
     try:
         plan = preview_job(_settings(), job_id)
     except (InputError, ConfigurationError) as exc:
-        err.print(f"[red]error:[/red] {exc}")
+        _error(str(exc))
         raise typer.Exit(EXIT_USAGE) from exc
     except PipelineError as exc:
-        err.print(f"[red]error:[/red] {exc}")
+        _error(str(exc))
         raise typer.Exit(EXIT_FAILED) from exc
     summary = {k: v for k, v in plan.as_dict().items() if k != "mutations"}
     out.print(json.dumps(summary, indent=2), soft_wrap=True, markup=False)

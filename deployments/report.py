@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from deployments.runner import ProcessOutcome
@@ -55,7 +56,7 @@ def print_job(console: Console, outcome: ProcessOutcome) -> None:
             str(step.attempts),
             f"{step.ms:.0f}" if step.ms is not None else "–",
             f"{step.cost_usd:.4f}",
-            step.provider or "",
+            escape(step.provider or ""),
             str(n) if n else "",
         )
     console.print(table)

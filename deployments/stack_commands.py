@@ -119,7 +119,7 @@ def up(
     found = problems(settings, wanted)
     if found:
         for problem in found:
-            err.print(f"[red]error:[/red] {problem}")
+            err.print(f"[red]error:[/red] {escape(problem)}")
         err.print(f"profile {settings.profile}: fix the settings above (see docs/operations.md)")
         raise typer.Exit(2)
     _warn_unsigned(settings)
@@ -160,7 +160,7 @@ def bootstrap() -> None:
     found = problems(settings, ["worker"])
     if found:
         for problem in found:
-            err.print(f"[red]error:[/red] {problem}")
+            err.print(f"[red]error:[/red] {escape(problem)}")
         raise typer.Exit(2)
     apply_prefect_defaults(settings)
     upgrade_schema(settings.database_url)

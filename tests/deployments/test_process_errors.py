@@ -8,6 +8,7 @@ server (``PREFECT_API_URL``) serves every run.
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -15,7 +16,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from deployments.cli import app
+from tests.helpers.http_server import Reply, Script, serve
 from tests.helpers.images import bomb_png, jpeg_bytes, product_photo, truncated_jpeg
 
 pytestmark = pytest.mark.xdist_group("prefect")
@@ -28,10 +32,15 @@ def _server(prefect_server: str) -> str:
     return prefect_server
 
 
-def _packshot(*args: str, before: str = "") -> subprocess.CompletedProcess[str]:
+def _packshot(
+    *args: str, before: str = "", env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """``packshot process ARGS`` in a fresh interpreter; ``before`` runs first (to plant a bug)."""
     command = [sys.executable, "-c", f"{before}\n{_MAIN}", "process", *args]
-    return subprocess.run(command, capture_output=True, text=True, timeout=170, check=False)
+    environ = os.environ | (env or {})
+    return subprocess.run(
+        command, capture_output=True, text=True, timeout=170, check=False, env=environ
+    )
 
 
 def _lines(text: str) -> list[str]:
@@ -81,3 +90,39 @@ def test_a_bug_keeps_its_traceback(tmp_path: Path) -> None:
     assert result.returncode == 1, result.stderr
     assert "Traceback" in result.stderr and "ZeroDivisionError" in result.stderr
     assert _lines(result.stderr)[-1].startswith("error in download: ZeroDivisionError")
+
+
+def test_failed_download_without_sha256_is_one_line(tmp_path: Path) -> None:
+    """Without --sha256 the photo is fetched before the job exists; a 404 is still one line,
+    and the ``[...]`` in its URL is printed as it is, not taken for markup."""
+    script = Script()  # no routes: every path answers 404
+    with serve(script) as base:
+        result = _packshot(f"{base}/[bold]x[/bold]/[red].jpg", "--sku", "GONE-1")
+    assert result.returncode == 2, result.stderr
+    assert _lines(result.stderr) == [
+        f"error: InputError: image host answered HTTP 404 for {base}/[bold]x[/bold]/[red].jpg"
+    ]
+    assert "Traceback" not in result.stdout + result.stderr
+    assert script.hits == {"/[bold]x[/bold]/[red].jpg": 1}
+
+
+def test_refused_private_address_without_sha256_is_one_line(tmp_path: Path) -> None:
+    script = Script()
+    script.add("/a.jpg", Reply(200, jpeg_bytes(product_photo())))
+    with serve(script) as base:
+        result = _packshot(
+            f"{base}/a.jpg", "--sku", "PRIV-1", env={"PACKSHOT_ALLOW_PRIVATE_SOURCES": "false"}
+        )
+    assert result.returncode == 2, result.stderr
+    lines = _lines(result.stderr)
+    assert len(lines) == 1 and lines[0].startswith("error: InputError: image URL "), lines
+    assert "private" in lines[0]
+    assert "Traceback" not in result.stdout + result.stderr
+    assert script.hits == {}
+
+
+def test_usage_errors_print_brackets_literally(tmp_path: Path) -> None:
+    missing = tmp_path / "[red]photo[/red].jpg"
+    result = CliRunner().invoke(app, ["process", str(missing), "--sku", "X"])
+    assert result.exit_code == 2
+    assert result.stderr.strip() == f"error: no such file: {missing}"
