@@ -17,6 +17,7 @@ from core.storage import FlakyStore, LocalStore, MemoryStore
 from core.tables import Job, JobStep
 from flows.process_image import process_image
 from tasks import _runtime
+from tests.helpers.deployed import deploy
 from tests.helpers.http_server import Reply, Script, serve
 from tests.helpers.images import jpeg_bytes, product_photo
 
@@ -183,21 +184,6 @@ def test_flow_on_s3(cdn, monkeypatch: pytest.MonkeyPatch) -> None:
     assert manifest["ContentType"] == "application/json"
 
 
-def _deploy(name: str, entrypoint: str) -> None:
-    """``name`` on the test server without a work pool: its runs wait until the test runs them."""
-    import asyncio
-
-    from prefect import get_client
-
-    async def create() -> None:
-        flow_name, deployment = name.split("/")
-        async with get_client() as client:
-            flow_id = await client.create_flow_from_name(flow_name)
-            await client.create_deployment(flow_id=flow_id, name=deployment, entrypoint=entrypoint)
-
-    asyncio.run(create())
-
-
 def test_redo_every_step_redoes_every_step(cdn, packshot_env: Path) -> None:
     """The dashboard's "Redo every step": a run of the deployment with force=True, executed as a
     worker executes it, computes every step again and leaves the same set of files."""
@@ -212,7 +198,7 @@ def test_redo_every_step_redoes_every_step(cdn, packshot_env: Path) -> None:
     before = _steps(job_id)
     store = packshot_env / "store"
     files = sorted(p.relative_to(store).as_posix() for p in store.rglob("*") if p.is_file())
-    _deploy(PROCESS_IMAGE_DEPLOYMENT, "flows/process_image.py:process_image")
+    deploy(PROCESS_IMAGE_DEPLOYMENT, "flows/process_image.py:process_image")
 
     run_id = trigger_job_sync(JobRef.model_validate(_job(job_id)), rerun=True, force=True)
     with get_client(sync_client=True) as client:
