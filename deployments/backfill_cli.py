@@ -10,6 +10,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from core.errors import InputError
@@ -136,7 +137,7 @@ def run_backfill(
         resolve_theme(theme, settings.themes_file)
         rows = read_csv(csv_file, theme, settings.themes_file) if csv_file else known_images()
     except (InputError, OSError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        console.print(f"[red]error:[/red] {escape(str(exc))}")
         return 2
     if all_images:
         rows = [row.model_copy(update={"theme": theme}) for row in rows]

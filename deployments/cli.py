@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 
 from core.errors import ConfigurationError, InputError, PipelineError
 from core.schemas import ImageJobSpec
@@ -32,11 +33,16 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 _INPUT_ERRORS = {"InputError", "ValidationError", "InvalidImage", "UnreadableImage"}
 
 
+def _error(text: str) -> None:
+    """One error line on stderr; ``text`` is printed as it is (``[...]`` is not markup)."""
+    err.print(f"[red]error:[/red] {escape(text)}", soft_wrap=True)
+
+
 def _settings() -> Settings:
     try:
         return get_settings()
     except ValidationError as exc:
-        err.print(f"[red]invalid settings:[/red] {exc}")
+        err.print(f"[red]invalid settings:[/red] {escape(str(exc))}")
         raise typer.Exit(EXIT_USAGE) from exc
 
 
@@ -62,7 +68,10 @@ def process(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     force: Annotated[bool, typer.Option(help="Redo steps whose outputs exist.")] = False,
     verbose: Annotated[
-        bool, typer.Option("--verbose", "-v", help="Show Prefect's run logs.")
+        bool,
+        typer.Option(
+            "--verbose", "-v", help="Show Prefect's run logs, tracebacks of bad input included."
+        ),
     ] = False,
 ) -> None:
     """Run one image through the whole flow now, in this process."""
@@ -81,20 +90,26 @@ def process(
         resolve_theme(spec.theme, settings.themes_file)
         check_providers(settings)
     except (InputError, ConfigurationError) as exc:
-        err.print(f"[red]error:[/red] {exc}")
+        _error(str(exc))
         raise typer.Exit(EXIT_USAGE) from exc
     except ValidationError as exc:
-        err.print(f"[red]error:[/red] {_validation_text(exc)}")
+        _error(_validation_text(exc))
         raise typer.Exit(EXIT_USAGE) from exc
+    from deployments.run_logs import held_run_errors
     from deployments.runner import run_process
 
-    outcome = run_process(spec, settings, force=force)
+    with held_run_errors(hold=not verbose) as held:
+        outcome = run_process(spec, settings, force=force)
+    if outcome.unexpected:
+        held.release()  # a bug: Prefect's account of it, traceback included
     if as_json:
         out.print_json(json.dumps(outcome.document))
     else:
         from deployments.report import print_job
 
         print_job(out, outcome)
+    if outcome.error_line:
+        err.print(outcome.error_line, markup=False, soft_wrap=True)
     raise typer.Exit(outcome.exit_code)
 
 
@@ -131,7 +146,7 @@ def segment(
                 min_side=settings.min_source_px,
             )
         except PipelineError as exc:
-            err.print(f"[red]{image}:[/red] {exc}")
+            err.print(f"[red]{escape(str(image))}:[/red] {escape(str(exc))}")
             failed += 1
             continue
         ms = (time.perf_counter() - started) * 1000
@@ -158,10 +173,10 @@ def publish(
     try:
         plan = preview_job(_settings(), job_id)
     except (InputError, ConfigurationError) as exc:
-        err.print(f"[red]error:[/red] {exc}")
+        _error(str(exc))
         raise typer.Exit(EXIT_USAGE) from exc
     except PipelineError as exc:
-        err.print(f"[red]error:[/red] {exc}")
+        _error(str(exc))
         raise typer.Exit(EXIT_FAILED) from exc
     summary = {k: v for k, v in plan.as_dict().items() if k != "mutations"}
     out.print(json.dumps(summary, indent=2), soft_wrap=True, markup=False)

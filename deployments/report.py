@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from deployments.runner import ProcessOutcome
@@ -13,10 +14,13 @@ _STATE_STYLE = {"COMPLETED": "green", "SKIPPED": "cyan", "FAILED": "red", "RETRY
 
 
 def print_job(console: Console, outcome: ProcessOutcome) -> None:
-    """Print the job's steps (status, ms, cost, provider), totals and the timing split."""
+    """Print the job's steps (status, ms, cost, provider), totals and the timing split.
+
+    The error of a failed job is not part of it: the CLI prints that as one line on stderr.
+    """
     view = outcome.view
-    if view is None:
-        console.print(f"[red]FAILED[/red] {outcome.error}")
+    if view is None:  # refused before a job existed: the error line on stderr says why
+        console.print("[red]FAILED[/red]")
         return
     table = Table(title=f"{view.sku} · {view.theme} · {view.sha256[:12]}…")
     table.add_column("step", no_wrap=True, min_width=20)
@@ -52,7 +56,7 @@ def print_job(console: Console, outcome: ProcessOutcome) -> None:
             str(step.attempts),
             f"{step.ms:.0f}" if step.ms is not None else "–",
             f"{step.cost_usd:.4f}",
-            step.provider or "",
+            escape(step.provider or ""),
             str(n) if n else "",
         )
     console.print(table)
@@ -61,10 +65,8 @@ def print_job(console: Console, outcome: ProcessOutcome) -> None:
         f"[{status_style}]{view.status}[/{status_style}]  {len(view.assets)} files, "
         f"cost ${view.cost_usd:.4f}, job {view.job_id}"
     )
-    if view.error:
-        console.print(f"[red]error in {view.error_step}:[/red] {view.error}")
     if view.manifest_key:
-        console.print(f"manifest: {view.manifest_key}", soft_wrap=True)
+        console.print(f"manifest: {view.manifest_key}", soft_wrap=True, markup=False)
     t = outcome.timings_ms
     console.print(
         f"time: {t['total']:.0f} ms in all = flow {t['flow']:.0f} ms + Prefect start-up wait "

@@ -6,16 +6,23 @@ import time
 from dataclasses import dataclass, field
 
 from core.db import session_scope, upgrade_schema
-from core.errors import InputError
+from core.errors import InputError, PipelineError
 from core.jobs import job_view
 from core.schemas import ImageJobSpec, JobView
 from core.settings import Settings
 from core.tables import Job
-from deployments.prefect_env import auth_string, locate_api, prefect_api
+from deployments.prefect_env import PrefectApi, auth_string, locate_api, prefect_api
 
 __all__ = ["ProcessOutcome", "run_process"]
 
-_INPUT_ERROR_TYPES = {"InputError"}
+
+def _error_tree(base: type[BaseException]) -> frozenset[str]:
+    return frozenset({base.__name__}).union(*(_error_tree(sub) for sub in base.__subclasses__()))
+
+
+# Failures raised on purpose (bad input, a provider that stayed down …): their message says it
+# all. Any other type on a failed job is a bug, and its traceback is worth showing.
+_DELIBERATE_ERRORS = _error_tree(PipelineError)
 
 
 @dataclass
@@ -27,6 +34,21 @@ class ProcessOutcome:
     exit_code: int
     prefect: str
     timings_ms: dict[str, float] = field(default_factory=dict)
+    error_type: str | None = None
+
+    @property
+    def unexpected(self) -> bool:
+        """True when the job failed with an error the pipeline does not raise on purpose."""
+        return self.exit_code != 0 and self.error_type not in _DELIBERATE_ERRORS
+
+    @property
+    def error_line(self) -> str | None:
+        """The one line that says why the job did not finish; None when it did."""
+        if self.exit_code == 0:
+            return None
+        if self.view is not None and self.view.error:
+            return f"error in {self.view.error_step}: {self.view.error}"
+        return f"error: {self.error or f'job ended {self.view.status if self.view else None}'}"
 
     @property
     def document(self) -> dict[str, object]:
@@ -72,6 +94,7 @@ def run_process(spec: ImageJobSpec, settings: Settings, *, force: bool = False) 
     from flows.process_image import process_image
 
     error: str | None = None
+    error_type: str | None = None
     sha = spec.sha256
     flow_started = time.perf_counter()
     try:
@@ -85,35 +108,42 @@ def run_process(spec: ImageJobSpec, settings: Settings, *, force: bool = False) 
             )
         sha = str(result.get("sha256") or sha)
     except Exception as exc:  # noqa: BLE001  (the job row has the details; we pick the exit code)
-        error = f"{type(exc).__name__}: {exc}"
-        if isinstance(exc, InputError) and not sha:
-            return _outcome(
-                None, error, 2, api.kind, started, flow_started, api.startup_ms, warm_ms
-            )
+        error, error_type = f"{type(exc).__name__}: {exc}", type(exc).__name__
+        if isinstance(exc, InputError) and not sha:  # refused before the job row existed
+            view, code = None, 2
+            return _outcome(view, error, code, api, (started, flow_started, warm_ms), error_type)
     finally:
         api.stop()
     view = _find_job(settings, spec, sha)
     code = 0 if view is not None and view.status == "DONE" else 1
-    if view is not None and view.status == "FAILED" and view.error_type in _INPUT_ERROR_TYPES:
-        code = 2
-    return _outcome(view, error, code, api.kind, started, flow_started, api.startup_ms, warm_ms)
+    if view is not None and view.status == "FAILED":
+        error_type = view.error_type
+        code = 2 if error_type == InputError.__name__ else 1
+    return _outcome(view, error, code, api, (started, flow_started, warm_ms), error_type)
 
 
 def _outcome(
     view: JobView | None,
     error: str | None,
     code: int,
-    kind: str,
-    started: float,
-    flow_started: float,
-    startup_ms: float,
-    warm_ms: float,
+    api: PrefectApi,
+    clock: tuple[float, float, float],
+    error_type: str | None,
 ) -> ProcessOutcome:
+    """The outcome; ``clock`` is (start, flow start, warm-up ms)."""
+    started, flow_started, warm_ms = clock
     now = time.perf_counter()
     timings = {
-        "prefectStartupWait": round(startup_ms, 1),
+        "prefectStartupWait": round(api.startup_ms, 1),
         "warmUp": round(warm_ms, 1),
         "flow": round((now - flow_started) * 1000, 1),
         "total": round((now - started) * 1000, 1),
     }
-    return ProcessOutcome(view=view, error=error, exit_code=code, prefect=kind, timings_ms=timings)
+    return ProcessOutcome(
+        view=view,
+        error=error,
+        exit_code=code,
+        prefect=api.kind,
+        timings_ms=timings,
+        error_type=error_type,
+    )

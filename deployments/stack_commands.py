@@ -119,7 +119,7 @@ def up(
     found = problems(settings, wanted)
     if found:
         for problem in found:
-            err.print(f"[red]error:[/red] {problem}")
+            err.print(f"[red]error:[/red] {escape(problem)}")
         err.print(f"profile {settings.profile}: fix the settings above (see docs/operations.md)")
         raise typer.Exit(2)
     _warn_unsigned(settings)
@@ -160,7 +160,7 @@ def bootstrap() -> None:
     found = problems(settings, ["worker"])
     if found:
         for problem in found:
-            err.print(f"[red]error:[/red] {problem}")
+            err.print(f"[red]error:[/red] {escape(problem)}")
         raise typer.Exit(2)
     apply_prefect_defaults(settings)
     upgrade_schema(settings.database_url)
@@ -174,6 +174,12 @@ def bootstrap() -> None:
 
 def demo(
     exit_when_done: Annotated[bool, typer.Option("--exit", help="Stop when all are done.")] = False,
+    sample_count: Annotated[
+        int | None,
+        typer.Option(
+            "--samples", min=1, help="Send only the first N bundled photos (all if unset)."
+        ),
+    ] = None,
 ) -> None:
     """`up`, then signed webhooks for the bundled sample photos; shows progress and a summary."""
     import httpx
@@ -189,7 +195,7 @@ def demo(
     code = 0
     try:
         stack = _start(settings, extra)
-        deliveries = d.samples()
+        deliveries = d.samples()[:sample_count]
         d.prepare(deliveries, cdn_url)
         duplicate = d.Delivery(sku=deliveries[0].sku, file=deliveries[0].file)
         d.prepare([duplicate], cdn_url)

@@ -87,9 +87,9 @@ def _validate(data: bytes, expected_sha256: str | None) -> tuple[str, str]:
     return digest, fmt
 
 
-def fetch_source(sku: str, source: str, sha256: str | None) -> SourceRef:
+def fetch_source(sku: str, source: str, sha256: str | None, *, reuse: bool = True) -> SourceRef:
     """Download (or read) ``source``, verify it and store it; reuses a stored original."""
-    if sha256:
+    if sha256 and reuse:
         existing = next(iter(store().list(original_prefix(sku, sha256.lower()))), None)
         if existing is not None:
             head = store().head(existing)
@@ -111,10 +111,11 @@ def download(ctx: JobContext, record: StepRecord) -> str:
     input. A local path is only accepted from the CLI (``PACKSHOT_ALLOW_LOCAL_SOURCES``).
 
     Args:
-        ctx: the job (its source URL and expected sha256).
+        ctx: the job (its source URL and expected sha256; ``force`` fetches again even when
+            the original is stored).
         record: this attempt's step row.
     """
-    ref = fetch_source(ctx.sku, ctx.source_url, ctx.sha256)
+    ref = fetch_source(ctx.sku, ctx.source_url, ctx.sha256, reuse=not ctx.force)
     record.skipped = ref.skipped
     record.provider = "store" if ref.skipped else urlsplit(ctx.source_url).scheme or "file"
     record.details = {"bytes": ref.bytes, "source": ctx.shown_source}

@@ -133,3 +133,45 @@ def test_backfill_command_validates_and_asks_before_spending(
     assert result.exit_code == 1, result.output
     assert "estimated cost $" in result.output and "cancelled" in result.output
     assert "fpk-test-key-123" not in result.output
+
+
+def test_backfill_fans_chunks_out_to_child_runs(fast_pipeline: None) -> None:
+    """Run as the deployment, with one image per chunk: two chunks go to child runs of the same
+    deployment (executed as a worker would), the parent takes the third, every image gets its
+    job, and each job names the flow run that processed it."""
+    from prefect import get_client
+    from sqlmodel import select
+
+    from core.db import session_scope
+    from core.settings import get_settings
+    from core.tables import Job
+    from flows.trigger import BACKFILL_DEPLOYMENT
+    from tests.helpers.deployed import deploy, stand_in_worker
+
+    deployment_id = deploy(BACKFILL_DEPLOYMENT, "flows/backfill.py:backfill")
+    photos = [cutout_png(300 + 8 * i, 240) for i in range(3)]
+    script = Script()
+    for i, data in enumerate(photos):
+        script.add(f"/f{i}.png", Reply(200, data))
+    with serve(script) as base:
+        rows = [{"sku": f"FAN-{i}", "image_url": f"{base}/f{i}.png"} for i in range(3)]
+        params = {"rows": rows, "theme": "white", "chunk_size": 1, "max_parallel": 3}
+        with get_client(sync_client=True) as client:
+            parent = client.create_flow_run_from_deployment(deployment_id, parameters=params)
+        with stand_in_worker(deployment_id, backfill) as worker:
+            result = worker.wait(parent.id, timeout=150)
+            children = [run for run in worker.executed if run != parent.id]
+            for child in children:
+                assert worker.wait(child, timeout=30) == {"images": 1, "DONE": 1}
+    assert result == {"images": 3, "DONE": 3}
+    assert len(children) == 2
+    with get_client(sync_client=True) as client:
+        for child in children:
+            run = client.read_flow_run(child)
+            assert run.parent_task_run_id is not None  # a child of the parent run
+            assert len(run.parameters["chunk"]) == 1
+    with session_scope(get_settings().database_url) as session:
+        jobs = session.exec(select(Job)).all()
+    assert sorted((job.sku, job.status) for job in jobs) == [(f"FAN-{i}", "DONE") for i in range(3)]
+    assert {job.flow_run_id for job in jobs} == {str(parent.id), *map(str, children)}
+    assert all(script.hits[f"/f{i}.png"] == 1 for i in range(3))

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import struct
-import zlib
 from pathlib import Path
 
 import pytest
@@ -14,7 +12,7 @@ from typer.testing import CliRunner
 
 from deployments.cli import app
 from tests.helpers.http_server import Reply, Script, serve
-from tests.helpers.images import encoded, jpeg_bytes, product_photo
+from tests.helpers.images import bomb_png, encoded, jpeg_bytes, product_photo, truncated_jpeg
 
 pytestmark = pytest.mark.xdist_group("prefect")
 runner = CliRunner()
@@ -101,33 +99,11 @@ def test_inputs_are_processed(name: str, tmp_path: Path, packshot_env: Path) -> 
         assert mask.size == (300, 500)  # upright: the orientation tag was applied
 
 
-def _truncated_jpeg() -> bytes:
-    data = jpeg_bytes(product_photo())
-    return data[: len(data) // 2]
-
-
-def _bomb_png() -> bytes:
-    """A valid PNG header claiming 60 000 × 60 000 pixels (3.6 GP): refused before decoding."""
-
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return (
-            struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-        )
-
-    ihdr = struct.pack(">IIBBBBB", 60000, 60000, 1, 0, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", ihdr)
-        + chunk(b"IDAT", zlib.compress(b"\0" * 100))
-        + chunk(b"IEND", b"")
-    )
-
-
 REJECTED = {
     "not_an_image.jpg": (lambda: b"this is plain text, not a photo", "not an image"),
     "empty.jpg": (lambda: b"", "empty|not an image"),
-    "truncated.jpg": (_truncated_jpeg, "unreadable|truncated"),
-    "bomb.png": (_bomb_png, "pixels"),
+    "truncated.jpg": (truncated_jpeg, "unreadable|truncated"),
+    "bomb.png": (bomb_png, "pixels"),
     "tiny.jpg": (lambda: jpeg_bytes(product_photo((150, 120))), "at least 200"),
 }
 

@@ -17,6 +17,7 @@ from core.storage import FlakyStore, LocalStore, MemoryStore
 from core.tables import Job, JobStep
 from flows.process_image import process_image
 from tasks import _runtime
+from tests.helpers.deployed import deploy
 from tests.helpers.http_server import Reply, Script, serve
 from tests.helpers.images import jpeg_bytes, product_photo
 
@@ -181,3 +182,44 @@ def test_flow_on_s3(cdn, monkeypatch: pytest.MonkeyPatch) -> None:
     assert hero["ContentType"] == "image/webp"
     assert hero["CacheControl"] == "public, max-age=31536000, immutable"
     assert manifest["ContentType"] == "application/json"
+
+
+def test_redo_every_step_redoes_every_step(cdn, packshot_env: Path) -> None:
+    """The dashboard's "Redo every step": a run of the deployment with force=True, executed as a
+    worker executes it, computes every step again and leaves the same set of files."""
+    from prefect import get_client
+    from prefect.flow_engine import run_flow
+
+    from flows.trigger import PROCESS_IMAGE_DEPLOYMENT, JobRef, trigger_job_sync
+
+    base, script = cdn
+    first = process_image(sku="FORCE-1", image_url=f"{base}/media/photo.jpg", sha256=SHA)
+    job_id = str(first["jobId"])
+    before = _steps(job_id)
+    store = packshot_env / "store"
+    files = sorted(p.relative_to(store).as_posix() for p in store.rglob("*") if p.is_file())
+    deploy(PROCESS_IMAGE_DEPLOYMENT, "flows/process_image.py:process_image")
+
+    run_id = trigger_job_sync(JobRef.model_validate(_job(job_id)), rerun=True, force=True)
+    with get_client(sync_client=True) as client:
+        run = client.read_flow_run(uuid.UUID(run_id))
+    assert run.parameters["force"] is True and run.parameters["job_id"] == job_id
+    again = run_flow(process_image, flow_run=run, parameters=run.parameters)
+
+    assert again["jobId"] == first["jobId"] and again["status"] == "DONE"  # type: ignore[index]
+    after = _steps(job_id)
+    assert set(after) == set(before)
+    assert {name: row.state for name, row in after.items()} == dict.fromkeys(after, "COMPLETED")
+    for name, row in after.items():  # a new attempt of each step, after the first run ended
+        assert row.started_at > before[name].finished_at, name
+    assert script.hits["/media/photo.jpg"] == 2  # the source was fetched again
+    assert sorted(p.relative_to(store).as_posix() for p in store.rglob("*") if p.is_file()) == files
+    job = _job(job_id)
+    assert (job.status, job.flow_run_id) == ("DONE", run_id)
+    with session_scope(get_settings().database_url) as session:
+        from core.tables import Asset
+
+        assets = session.exec(select(Asset).where(Asset.job_id == uuid.UUID(job_id))).all()
+    assert len(assets) == 26 and len({a.key for a in assets}) == 26  # same files, no duplicates
+    manifest = json.loads((store / f"manifests/FORCE-1/{SHA}-default.json").read_text())
+    assert manifest["metadata"]["totalAssets"] == 24

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import struct
+import zlib
 
 from PIL import Image, ImageDraw, ImageFilter
 
@@ -56,3 +58,26 @@ def varied_product(n: int) -> Image.Image:
     highlight = tuple(min(255, c + 60) for c in colour)
     draw.ellipse((left + w * 0.2, top + h * 0.1, left + w * 0.4, top + h * 0.45), fill=highlight)
     return image.filter(ImageFilter.GaussianBlur(1.0))
+
+
+def truncated_jpeg() -> bytes:
+    """The first half of a JPEG: a valid header, then the data stops."""
+    data = jpeg_bytes(product_photo())
+    return data[: len(data) // 2]
+
+
+def bomb_png() -> bytes:
+    """A valid PNG header claiming 60 000 × 60 000 pixels (3.6 GP): refused before decoding."""
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        )
+
+    ihdr = struct.pack(">IIBBBBB", 60000, 60000, 1, 0, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 100))
+        + chunk(b"IEND", b"")
+    )
