@@ -19,7 +19,7 @@ from datetime import datetime
 
 from pydantic import ConfigDict, Field, field_validator
 
-from core.schemas import CamelModel
+from core.schemas import CamelModel, QualityReport
 from core.tables import Asset, AssetKind, JobStep
 from core.urls import redact_url
 
@@ -114,6 +114,7 @@ class Manifest(_Camel):
     assets: ManifestAssets
     steps: list[ManifestStep]
     metadata: ManifestMetadata
+    quality: QualityReport | None = None
     shopify: ManifestShopify | None = None
 
 
@@ -127,6 +128,7 @@ def build_manifest(
     steps: Sequence[JobStep],
     cost_usd: float,
     timestamp: datetime,
+    quality: QualityReport | None = None,
 ) -> Manifest:
     """Assemble the manifest from the job's asset and step rows (no I/O)."""
     providers = {
@@ -171,6 +173,7 @@ def build_manifest(
             processing_time=round(sum(row.duration_ms or 0.0 for row in steps), 1),
             cost=round(cost_usd, 6),
         ),
+        quality=quality,
     )
 
 

@@ -50,9 +50,13 @@ def set_quality(session: Session, *, job_id: uuid.UUID, report: QualityReport) -
 
 
 def approved(session: Session, *, job_id: uuid.UUID) -> bool:
-    """True when a person approved the held job: a run may publish it now."""
+    """True when a person approved the job since it was last judged: a run may publish it.
+
+    (The run continuing an approved job has already moved it on from NEEDS_REVIEW; a forced
+    re-run forgets the decision, so the new outputs are judged again.)
+    """
     job = _require(session, job_id)
-    return job.status == JobStatus.NEEDS_REVIEW and job.review_decision == "approved"
+    return job.review_decision == "approved"
 
 
 def hold(session: Session, *, job_id: uuid.UUID) -> Job:

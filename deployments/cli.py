@@ -1,4 +1,5 @@
-"""The ``packshot`` CLI (docs/architecture.md). Exit codes: 0 ok, 1 job failed, 2 bad input."""
+"""The ``packshot`` CLI (docs/architecture.md). Exit codes: 0 ok, 1 job failed, 2 bad input,
+3 held for review."""
 
 from __future__ import annotations
 
@@ -260,8 +261,10 @@ def _register_stack_commands() -> None:
     app.command("demo")(stack_commands.demo)
     app.command("backfill")(stack_commands.backfill)
     from deployments.notify_cli import notify_app
+    from deployments.review_cli import review_app
 
     app.add_typer(notify_app, name="notify")
+    app.add_typer(review_app, name="review")
 
 
 _register_stack_commands()

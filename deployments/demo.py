@@ -29,7 +29,8 @@ from core.signing import SIGNATURE_HEADER, sign
 __all__ = ["SAMPLES", "Delivery", "post_delivery", "samples", "serve_folder"]
 
 SAMPLES = Path(__file__).with_name("samples")
-_TERMINAL = {"DONE", "FAILED"}
+# Statuses a job rests in: ended, or held for a person (the review queue).
+_TERMINAL = {"DONE", "FAILED", "NEEDS_REVIEW", "REJECTED"}
 
 
 @dataclass
@@ -100,8 +101,12 @@ def _progress_table(deliveries: list[Delivery], started: float) -> Table:
         status = str(d.view.get("status", "NEW"))
         step = _step_number(status)
         bar = "█" * step + "░" * (7 - step)
-        table.add_row(d.sku, str(d.answer), status, f"{bar} step {step} of 7" if step else "failed")
+        label = f"{bar} step {step} of 7" if step else _RESTING.get(status, "failed")
+        table.add_row(d.sku, str(d.answer), status, label)
     return table
+
+
+_RESTING = {"NEEDS_REVIEW": "held for review", "REJECTED": "rejected"}
 
 
 def _step_number(status: str) -> int:
@@ -124,7 +129,7 @@ def watch(
     console: Console,
     timeout: float = 900,
 ) -> None:
-    """Poll the jobs until every one is DONE or FAILED, showing live progress."""
+    """Poll the jobs until every one is DONE, FAILED or held for review, showing progress."""
     started = time.monotonic()
     with Live(_progress_table(deliveries, started), console=console, refresh_per_second=2) as live:
         while time.monotonic() - started < timeout:

@@ -23,6 +23,8 @@ def _error_tree(base: type[BaseException]) -> frozenset[str]:
 # Failures raised on purpose (bad input, a provider that stayed down …): their message says it
 # all. Any other type on a failed job is a bug, and its traceback is worth showing.
 _DELIBERATE_ERRORS = _error_tree(PipelineError)
+# Exit code of a job held for review (NEEDS_REVIEW: its files exist, nothing was published).
+EXIT_HELD = 3
 
 
 @dataclass
@@ -39,13 +41,15 @@ class ProcessOutcome:
     @property
     def unexpected(self) -> bool:
         """True when the job failed with an error the pipeline does not raise on purpose."""
-        return self.exit_code != 0 and self.error_type not in _DELIBERATE_ERRORS
+        return self.exit_code not in (0, EXIT_HELD) and self.error_type not in _DELIBERATE_ERRORS
 
     @property
     def error_line(self) -> str | None:
         """The one line that says why the job did not finish; None when it did."""
         if self.exit_code == 0:
             return None
+        if self.exit_code == EXIT_HELD and self.view is not None and self.view.quality:
+            return f"held for review: {self.view.quality.summary()}"
         if self.view is not None and self.view.error:
             return f"error in {self.view.error_step}: {self.view.error}"
         return f"error: {self.error or f'job ended {self.view.status if self.view else None}'}"
@@ -116,6 +120,8 @@ def run_process(spec: ImageJobSpec, settings: Settings, *, force: bool = False) 
         api.stop()
     view = _find_job(settings, spec, sha)
     code = 0 if view is not None and view.status == "DONE" else 1
+    if view is not None and view.status == "NEEDS_REVIEW":
+        code = EXIT_HELD
     if view is not None and view.status == "FAILED":
         error_type = view.error_type
         code = 2 if error_type == InputError.__name__ else 1

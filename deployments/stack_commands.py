@@ -228,8 +228,16 @@ def _report(deliveries: list[d.Delivery], duplicate: d.Delivery, stack: Stack) -
         f"same job {duplicate.job_id}; flow runs for it in Prefect: {runs}"
     )
     _where(stack)
-    done = all(x.view.get("status") == "DONE" for x in deliveries)
-    out.print("[green]all DONE[/green]" if done else "[red]not all DONE[/red]")
+    statuses = [str(x.view.get("status")) for x in deliveries]
+    held = statuses.count("NEEDS_REVIEW")
+    # A photo the quality gate holds is the product working: it waits for a person, unpublished.
+    done = all(s in ("DONE", "NEEDS_REVIEW") for s in statuses)
+    if held:
+        out.print(
+            f"{held} held for review (their cut-outs failed a quality check): see the dashboard's "
+            "review queue or `packshot review list`"
+        )
+    out.print("[green]all DONE or held for review[/green]" if done else "[red]not all DONE[/red]")
     return 0 if done and runs == 1 else 1
 
 

@@ -201,6 +201,15 @@ def _publish_artifacts(result: JobView, events: list[CausedEvent]) -> None:
         if a.kind == "composite"
     ]
     lines += ["", f"Manifest: `{result.manifest_key}`"]
+    if result.quality is not None:
+        lines += [
+            "",
+            f"Quality: **{result.quality.verdict}** (score {result.quality.score:.2f})",
+            "",
+        ]
+        lines += [
+            f"- {'✓' if c.passed else '✗'} `{c.name}`: {c.detail}" for c in result.quality.checks
+        ]
     lines += ["", "Events:" if events else "Events: none", ""]
     lines += [f"- `{e.type}` `{e.event_id}` → {e.target} ({e.state})" for e in events]
     key = re.sub(r"[^a-z0-9-]", "-", f"packshot-{result.sku}-{result.theme}".lower())[:100]

@@ -11,6 +11,7 @@ from core import jobs
 from core.context import JobContext
 from core.keys import manifest_key
 from core.manifest import Manifest, build_manifest
+from core.schemas import parse_quality
 from core.tables import JobStatus, Step, utcnow
 from tasks._runtime import put_manifest, run_in_db
 from tasks.step import StepRecord, step
@@ -52,5 +53,6 @@ def _build(session: Session, *, job_id: uuid.UUID) -> tuple[str, Manifest]:
         steps=[s for s in jobs.list_steps(session, job_id=job.id) if s.step != Step.MANIFEST],
         cost_usd=job.cost_usd,
         timestamp=utcnow(),
+        quality=parse_quality(job.quality),
     )
     return key, manifest

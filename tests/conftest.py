@@ -30,6 +30,9 @@ def packshot_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pa
     monkeypatch.setenv("PACKSHOT_HOME", str(home))
     monkeypatch.setenv("PACKSHOT_ALLOW_PRIVATE_SOURCES", "true")
     monkeypatch.setenv("PACKSHOT_RETRY_BACKOFF_S", "0")
+    # The pipeline's own tests use drawn photos the quality gate would rightly hold; the gate's
+    # tests (tests/flows/test_review.py and others) turn it on. Verdicts are recorded either way.
+    monkeypatch.setenv("PACKSHOT_REVIEW", "off")
     monkeypatch.chdir(tmp_path)
     settings_module._overrides.clear()
     settings_module.get_settings.cache_clear()

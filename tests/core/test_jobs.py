@@ -116,4 +116,4 @@ def test_schema_upgrade_is_idempotent_and_versioned(db_url: str) -> None:
     from core.db import reset_engines
 
     reset_engines()
-    assert upgrade_schema(db_url) == upgrade_schema(db_url) == "0006"
+    assert upgrade_schema(db_url) == upgrade_schema(db_url) == "0007"

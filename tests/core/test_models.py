@@ -85,7 +85,7 @@ def test_api_job_view_json_is_pinned(sqlite_url: str) -> None:
         f'{{"jobId": "{job_id}", "sku": "SKU-7", "sha256": "{SHA}", "theme": "default", '
         '"status": "FAILED", "error": "boom", "errorStep": "derivatives", "errorType": "X", '
         '"manifestKey": "manifests/SKU-7/m.json", "flowRunId": "run-1", "costUsd": 0.12, '
-        '"ms": 2000.0, "createdAt": "2026-01-02T03:04:05", "steps": ['
+        '"ms": 2000.0, "createdAt": "2026-01-02T03:04:05", "quality": null, "steps": ['
         '{"step": "remove_background", "variant": 0, "state": "COMPLETED", "attempts": 2, '
         '"ms": 40.5, "costUsd": 0.12, "provider": "freepik", "error": null}, '
         '{"step": "generate_backgrounds", "variant": 0, "state": "SKIPPED", "attempts": 1, '

@@ -89,7 +89,7 @@ def test_the_migration_seals_urls_stored_before_it(
             )
     monkeypatch.setenv("PACKSHOT_SECRET_KEY", KEY.get_secret_value())
     settings_module.get_settings.cache_clear()
-    assert core_db.upgrade_schema(url) == "0006"
+    assert core_db.upgrade_schema(url) == "0007"
     with engine.connect() as conn:
         rows = conn.execute(sa.text("SELECT source_url, source_secret FROM job ORDER BY id")).all()
     (shown, secret), plain = rows

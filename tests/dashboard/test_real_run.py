@@ -37,6 +37,7 @@ STEP_LABELS = [
     "composite #2",
     "derivatives #1",
     "derivatives #2",
+    "quality",
     "manifest",
     "publish",
 ]

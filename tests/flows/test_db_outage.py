@@ -68,7 +68,7 @@ def test_a_database_restart_mid_run_ends_done_with_every_asset(
         assert job is not None and job.status == "DONE" and job.error is None
         steps = session.exec(select(JobStep).where(JobStep.job_id == job_id)).all()
         assets = session.exec(select(Asset).where(Asset.job_id == job_id)).all()
-    assert len(steps) == 9 and {s.state for s in steps} == {"COMPLETED"}
+    assert len(steps) == 10 and {s.state for s in steps} == {"COMPLETED"}
     assert job.manifest_key == f"manifests/SKU-PG/{SHA}-default.json"
     store = packshot_env / "store"
     assert (store / job.manifest_key).is_file()

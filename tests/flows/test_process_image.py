@@ -75,6 +75,7 @@ def test_one_photo_end_to_end_on_the_local_store(cdn, packshot_env: Path) -> Non
         "composite#2",
         "derivatives#1",
         "derivatives#2",
+        "quality",
         "manifest",
         "publish",
     }

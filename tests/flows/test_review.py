@@ -1,0 +1,158 @@
+"""The quality gate holds a job before publishing; a person approves or rejects it.
+
+The drawn test photo is a real case for the gate: the local segmenter takes most of the plain
+background for product (the cut-out covers 87 % of the photo), so its verdict is ``review``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+from sqlmodel import select
+from typer.testing import CliRunner
+
+from core.db import session_scope
+from core.schemas import parse_quality
+from core.settings import get_settings
+from core.tables import Job, JobStatus, JobStep
+from deployments.cli import app
+from flows.process_image import process_image
+from flows.trigger import PROCESS_IMAGE_DEPLOYMENT
+from tests.helpers.deployed import deploy, stand_in_worker
+from tests.helpers.http_server import Reply, Script, serve
+from tests.helpers.images import jpeg_bytes, product_photo
+
+pytestmark = pytest.mark.xdist_group("prefect")
+
+PHOTO = jpeg_bytes(product_photo())
+SHA = hashlib.sha256(PHOTO).hexdigest()
+
+
+@pytest.fixture
+def photo_url():
+    script = Script()
+    script.add("/media/photo.jpg", Reply(200, PHOTO, {"content-type": "image/jpeg"}))
+    with serve(script) as base:
+        yield f"{base}/media/photo.jpg"
+
+
+def _review(monkeypatch: pytest.MonkeyPatch, mode: str) -> None:
+    monkeypatch.setenv("PACKSHOT_REVIEW", mode)
+    get_settings.cache_clear()
+
+
+def _job(job_id: object) -> tuple[Job, dict[str, JobStep]]:
+    with session_scope(get_settings().database_url) as session:
+        job = session.get(Job, uuid.UUID(str(job_id)))
+        assert job is not None
+        rows = session.exec(select(JobStep).where(JobStep.job_id == job.id)).all()
+        session.expunge_all()
+    return job, {f"{r.step}#{r.variant}" if r.variant else r.step: r for r in rows}
+
+
+def _held(photo_url: str, sku: str = "SKU-RV") -> Job:
+    result = process_image(sku=sku, image_url=photo_url, sha256=SHA)
+    assert result["status"] == "NEEDS_REVIEW"
+    return _job(result["jobId"])[0]
+
+
+def test_a_review_verdict_holds_the_job_after_its_manifest(
+    photo_url: str, monkeypatch: pytest.MonkeyPatch, packshot_env: Path
+) -> None:
+    _review(monkeypatch, "auto")
+    job = _held(photo_url)
+    job, steps = _job(job.id)
+    quality = parse_quality(job.quality)
+    assert quality is not None and quality.verdict == "review"
+    assert "foreground_max" in [c.name for c in quality.failed()]
+    assert {"product_fidelity#1", "product_fidelity#2", "derivatives"} <= {
+        c.name for c in quality.checks if c.passed
+    }
+    assert steps["quality"].state == "COMPLETED" and steps["manifest"].state == "COMPLETED"
+    assert "publish" not in steps  # nothing was published
+    assert job.finished_at is not None and job.cost_usd == 0.0
+    manifest = json.loads((packshot_env / "store" / str(job.manifest_key)).read_text())
+    assert manifest["quality"]["verdict"] == "review"
+    assert manifest["quality"]["checks"][0].keys() == {
+        "name",
+        "value",
+        "threshold",
+        "passed",
+        "detail",
+    }
+
+
+def test_off_records_the_verdict_and_publishes(photo_url: str) -> None:
+    result = process_image(sku="SKU-OFF", image_url=photo_url, sha256=SHA)  # tests run with off
+    job, steps = _job(result["jobId"])
+    assert job.status == JobStatus.DONE and steps["publish"].state == "COMPLETED"
+    assert parse_quality(job.quality).verdict == "review"  # type: ignore[union-attr]
+
+
+def test_always_holds_even_a_passing_job(photo_url: str, monkeypatch) -> None:
+    # Loose mask limits: every check passes, and "always" still waits for a person.
+    monkeypatch.setenv("PACKSHOT_QUALITY_FOREGROUND_MAX", "1.0")
+    _review(monkeypatch, "always")
+    job = _held(photo_url, "SKU-ALW")
+    assert parse_quality(job.quality).verdict == "pass"  # type: ignore[union-attr]
+
+
+def test_approval_through_the_cli_publishes_the_job_on_a_worker(
+    photo_url: str, monkeypatch: pytest.MonkeyPatch, prefect_server: str
+) -> None:
+    _review(monkeypatch, "auto")
+    job = _held(photo_url, "SKU-APR")
+    deployment = deploy(PROCESS_IMAGE_DEPLOYMENT, "flows/process_image.py:process_image")
+    with stand_in_worker(deployment, process_image) as worker:
+        result = CliRunner().invoke(app, ["review", "approve", str(job.id), "--by", "alice"])
+        assert result.exit_code == 0, result.output
+        run_id = uuid.UUID(result.output.split("flow run ")[1].split()[0])
+        worker.wait(run_id, timeout=120)
+    job, steps = _job(job.id)
+    assert job.status == JobStatus.DONE
+    assert (job.review_decision, job.review_by) == ("approved", "alice")
+    assert job.review_at is not None and steps["publish"].state == "COMPLETED"
+    again = CliRunner().invoke(app, ["review", "approve", str(job.id)])
+    assert again.exit_code == 2 and "not waiting for review" in again.output
+
+
+def test_rejection_needs_a_reason_and_ends_the_job(photo_url: str, monkeypatch) -> None:
+    _review(monkeypatch, "auto")
+    job = _held(photo_url, "SKU-REJ")
+    listed = CliRunner().invoke(app, ["review", "list", "--json"])
+    [entry] = json.loads(listed.output)
+    assert entry["jobId"] == str(job.id) and entry["quality"]["verdict"] == "review"
+    blank = CliRunner().invoke(app, ["review", "reject", str(job.id), "--reason", "  "])
+    assert blank.exit_code == 2 and "needs a reason" in blank.output
+    done = CliRunner().invoke(
+        app, ["review", "reject", str(job.id), "--reason", "boardwalk left in", "--by", "bo"]
+    )
+    assert done.exit_code == 0, done.output
+    job, steps = _job(job.id)
+    assert (job.status, job.review_reason, job.review_by) == ("REJECTED", "boardwalk left in", "bo")
+    assert "publish" not in steps
+    assert json.loads(CliRunner().invoke(app, ["review", "list", "--json"]).output) == []
+
+
+def test_packshot_process_exits_3_for_a_held_job(tmp_path: Path, prefect_server: str) -> None:
+    photo = tmp_path / "photo.jpg"
+    photo.write_bytes(PHOTO)
+    command = [sys.executable, "-c", "from deployments.cli import main; main()"]
+    result = subprocess.run(
+        [*command, "process", str(photo), "--sku", "SKU-CLI"],
+        capture_output=True,
+        text=True,
+        timeout=170,
+        check=False,
+        env=os.environ | {"PACKSHOT_REVIEW": "auto"},
+    )
+    assert result.returncode == 3, result.stderr
+    assert result.stderr.startswith("held for review: ") and "covers" in result.stderr
+    assert "Traceback" not in result.stderr
