@@ -29,6 +29,12 @@ STAGE_OF_STEP: dict[str, JobStatus] = {
     Step.PUBLISH: JobStatus.DONE,
 }
 TOTAL_STAGES = len(STATUS_ORDER)
+# Held jobs rest after their manifest (the publish stage waits for a person); a rejected one
+# ends at the publish stage, which it never passes.
+_RESTING = {
+    JobStatus.NEEDS_REVIEW: JobStatus.SHOPIFY_PUSH.step_number,
+    JobStatus.REJECTED: TOTAL_STAGES,
+}
 
 
 @dataclass(frozen=True)
@@ -55,6 +61,8 @@ def stage_number(
         (4, 4)
     """
     job_status = JobStatus(status)
+    if job_status in _RESTING:
+        return _RESTING[job_status]
     if job_status is not JobStatus.FAILED:
         return job_status.step_number
     if error_step in STAGE_OF_STEP:
@@ -73,7 +81,7 @@ def pipeline_stages(
         ['done', 'done', 'current']
     """
     current = stage_number(status, error_step, completed)
-    failed = status == JobStatus.FAILED
+    failed = status in (JobStatus.FAILED, JobStatus.REJECTED)
     done = status == JobStatus.DONE
     stages = []
     for number, stage_status in enumerate(STATUS_ORDER, start=1):

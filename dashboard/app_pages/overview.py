@@ -33,7 +33,7 @@ def _charts(overview: Overview) -> None:
     left, right = st.columns(2)
     with left:
         st.markdown("**Jobs by status**")
-        statuses = (*STATUS_ORDER, JobStatus.FAILED)
+        statuses = (*STATUS_ORDER, JobStatus.NEEDS_REVIEW, JobStatus.REJECTED, JobStatus.FAILED)
         bars = [
             (
                 status.value,

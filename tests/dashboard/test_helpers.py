@@ -238,3 +238,10 @@ def test_timeline_places_steps_on_one_axis_and_runs_a_running_step_to_now():
     assert "left:25.00%;width:75.00%" in html  # composite #2 still running at 4 s
     assert "4.0 s after the first step started" in html
     assert timeline_html(()) is None
+
+
+def test_a_held_job_waits_at_the_publish_stage_and_a_rejected_one_fails_there() -> None:
+    held = pipeline_stages("NEEDS_REVIEW")
+    assert [s.state for s in held] == ["done"] * 6 + ["current"]
+    rejected = pipeline_stages("REJECTED")
+    assert [s.state for s in rejected] == ["done"] * 6 + ["failed"]
