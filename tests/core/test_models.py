@@ -124,6 +124,7 @@ def test_manifest_entries_keep_their_published_names_and_order() -> None:
         "assets",
         "steps",
         "metadata",
+        "quality",
         "shopify",
     ]
     assert doc["assets"]["cutout"] == {

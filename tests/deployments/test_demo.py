@@ -48,7 +48,8 @@ def test_demo_processes_one_sample_and_exits(tmp_path: Path) -> None:
     first = samples()[0].sku
     assert process.returncode == 0, output[-4000:]
     summary = output[output.rindex("Summary") :]
-    assert first in summary and "DONE" in summary
+    # The product's defaults: the quality gate may hold a hard sample for review.
+    assert first in summary and ("DONE" in summary or "NEEDS_REVIEW" in summary)
     assert not any(other.sku in output for other in samples()[1:])  # only the one sample
     assert f"duplicate delivery for {first}: HTTP 200, same job" in output
     assert "flow runs for it in Prefect: 1" in output
