@@ -124,12 +124,12 @@ def _decide(
 def _publish(settings: Settings, job: Job) -> str:
     """Start the run that publishes the approved ``job``; says where it runs."""
     from deployments.prefect_env import auth_string, locate_api, prefect_api
-    from flows.trigger import JobRef, trigger_job_sync
+    from flows.trigger import JobRef, continue_approved
 
     api = locate_api(settings)
     if api.kind != "temporary":  # a server with the deployment and its workers
         with prefect_api(api.url, auth_string(settings)):
-            run_id = trigger_job_sync(JobRef.model_validate(job), rerun=True)
+            run_id = continue_approved(JobRef.model_validate(job))
         return f"publishing in flow run {run_id}"
     try:
         api.wait()

@@ -23,6 +23,7 @@ __all__ = [
     "BACKFILL_DEPLOYMENT",
     "PROCESS_IMAGE_DEPLOYMENT",
     "JobRef",
+    "continue_approved",
     "dispatch_key",
     "rerun_key",
     "trigger_job",
@@ -101,3 +102,13 @@ def trigger_job_sync(job: JobRef, *, rerun: bool = False, force: bool = False) -
     import asyncio
 
     return asyncio.run(trigger_job(job, rerun=rerun, force=force))
+
+
+def continue_approved(job: JobRef) -> str:
+    """Start the run that publishes ``job`` after a person approved it; returns its flow run id.
+
+    The decision is already on the job row (``core.review.decide``); the run skips every step
+    whose outputs are stored, sees the approval and publishes. A job approved twice quickly
+    starts one run: the idempotency key comes from the job's state.
+    """
+    return trigger_job_sync(job, rerun=True)
