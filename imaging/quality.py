@@ -26,6 +26,7 @@ __all__ = [
     "fragments",
     "mask_checks",
     "soft_share",
+    "source_alpha",
     "strokes",
     "summarise",
     "touches_frame",
@@ -87,6 +88,28 @@ def mask_checks(alpha: Image.Image, limits: MaskThresholds | None = None) -> lis
         fragments(alpha, max_share=t.fragments_max),
         strokes(alpha, max_share=t.strokes_max),
     ]
+
+
+def source_alpha(cutout: Image.Image, mask: Image.Image) -> Image.Image:
+    """The cut-out's soft alpha put back at the photo's size, as the mask checks need it.
+
+    A cut-out is trimmed to the product plus a margin (``imaging.matting.cutout``); its product
+    box (alpha ≥ 128) lines up with the binary mask's box, which is at the source size.
+
+    Example:
+        >>> mask = Image.new("L", (20, 10)); mask.paste(255, (12, 2, 16, 8))
+        >>> cut = Image.new("RGBA", (6, 8)); cut.putalpha(0); cut.paste((9, 9, 9, 200), (1, 1, 5, 7))
+        >>> source_alpha(cut, mask).getbbox()
+        (12, 2, 16, 8)
+    """
+    alpha = cutout.getchannel("A") if cutout.mode in ("RGBA", "LA") else cutout.convert("L")
+    inner = alpha.point(lambda v: 255 if v >= 128 else 0).getbbox()
+    outer = mask.convert("L").getbbox()
+    if inner is None or outer is None or alpha.size == mask.size:
+        return alpha if alpha.size == mask.size else mask.convert("L")
+    placed = Image.new("L", mask.size, 0)
+    placed.paste(alpha, (outer[0] - inner[0], outer[1] - inner[1]))
+    return placed
 
 
 def summarise(checks: Sequence[Check]) -> Quality:

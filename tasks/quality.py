@@ -27,7 +27,7 @@ from core.schemas import QualityReport
 from core.tables import AssetKind, Step
 from imaging.compliance import derivative_matches, product_fidelity, white_compliance
 from imaging.composite import place
-from imaging.quality import Check, mask_checks, summarise
+from imaging.quality import Check, mask_checks, source_alpha, summarise
 from tasks._runtime import decode_from_store, run_in_db, settings, store
 from tasks.remove_background import CutoutRef
 from tasks.step import StepRecord, step
@@ -49,7 +49,8 @@ def check_quality(
     """
     s = settings()
     product = decode_from_store(cutout.cutout_key)
-    checks = mask_checks(product.getchannel("A"), s.quality_mask_thresholds)
+    alpha = source_alpha(product, decode_from_store(cutout.mask_key))
+    checks = mask_checks(alpha, s.quality_mask_thresholds)
     checks += _composite_checks(ctx, product, composites)
     checks += _derivative_checks(ctx)
     report = QualityReport.from_checks(summarise(checks))

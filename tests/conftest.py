@@ -30,8 +30,8 @@ def packshot_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pa
     monkeypatch.setenv("PACKSHOT_HOME", str(home))
     monkeypatch.setenv("PACKSHOT_ALLOW_PRIVATE_SOURCES", "true")
     monkeypatch.setenv("PACKSHOT_RETRY_BACKOFF_S", "0")
-    # The pipeline's own tests use drawn photos the quality gate would rightly hold; the gate's
-    # tests (tests/flows/test_review.py and others) turn it on. Verdicts are recorded either way.
+    # Whether the quality gate holds a drawn test photo is not what the pipeline's tests check;
+    # the gate's own tests (tests/flows/test_review.py) turn it on. Verdicts are recorded anyway.
     monkeypatch.setenv("PACKSHOT_REVIEW", "off")
     monkeypatch.chdir(tmp_path)
     settings_module._overrides.clear()

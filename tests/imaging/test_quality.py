@@ -148,3 +148,18 @@ def test_rgba_cutouts_are_read_by_their_alpha():
     rgba = Image.new("RGBA", (80, 60), (10, 20, 30, 0))
     rgba.putalpha(product())
     assert [c.value for c in mask_checks(rgba)] == [c.value for c in mask_checks(product())]
+
+
+def test_source_alpha_puts_a_trimmed_cutout_back_where_the_mask_says() -> None:
+    from imaging.quality import source_alpha
+
+    mask = Image.new("L", (60, 40))
+    mask.paste(255, (30, 10, 50, 30))
+    cut = Image.new("RGBA", (26, 26), (0, 0, 0, 0))
+    cut.paste((5, 5, 5, 255), (3, 3, 23, 23))
+    cut.paste((5, 5, 5, 90), (1, 1, 3, 23))  # a soft rim outside the product box
+    placed = source_alpha(cut, mask)
+    assert placed.size == mask.size
+    assert placed.point(lambda v: 255 if v >= 128 else 0).getbbox() == (30, 10, 50, 30)
+    assert placed.getpixel((28, 15)) == 90  # the soft rim lands left of the product
+    assert source_alpha(cut, Image.new("L", (60, 40))).getbbox() is None  # empty mask
