@@ -98,7 +98,8 @@ def source_alpha(cutout: Image.Image, mask: Image.Image) -> Image.Image:
 
     Example:
         >>> mask = Image.new("L", (20, 10)); mask.paste(255, (12, 2, 16, 8))
-        >>> cut = Image.new("RGBA", (6, 8)); cut.putalpha(0); cut.paste((9, 9, 9, 200), (1, 1, 5, 7))
+        >>> cut = Image.new("RGBA", (6, 8), (0, 0, 0, 0))
+        >>> cut.paste((9, 9, 9, 200), (1, 1, 5, 7))
         >>> source_alpha(cut, mask).getbbox()
         (12, 2, 16, 8)
     """
