@@ -84,41 +84,85 @@ _cache: dict[tuple[str, str], object] = {}
 _lock = threading.Lock()
 
 
-class ChainRemover:
-    """Tries removers in order; a provider that fails falls through to the next one.
+# What a chain asks of a result before it stops: the failed checks in words (empty: good enough).
+Judge = Callable[[Segmentation], list[str]]
 
-    The returned segmentation's ``details["fallback"]`` says which providers failed and why.
+
+class ChainRemover:
+    """Tries removers in order: one that fails, or whose cut-out is not good enough, hands over.
+
+    ``PACKSHOT_SEGMENTER=local,freepik`` means local first, Freepik when the local model fails
+    or when its cut-out fails the mask checks (``judge``): the paid call is made only then.
+    When the paid provider fails too, the earlier cut-out is kept (the quality step will send
+    it to review). The result's details say what happened: ``fallback`` (providers that
+    failed, and why) and ``escalated`` (whose cut-out was not good enough, and why); its cost
+    is the sum of every call made.
     """
 
-    def __init__(self, removers: list[BackgroundRemover]) -> None:
+    def __init__(self, removers: list[BackgroundRemover], judge: Judge | None = None) -> None:
         if not removers:
             raise ConfigurationError("no background remover configured")
         self.removers = removers
+        self.judge = judge
         self.name = ",".join(r.name for r in removers)
 
     def remove(self, image: Image.Image, *, source_url: str | None = None) -> Segmentation:
-        """Segment with the first remover that succeeds."""
+        """Segment with the first remover whose result is good enough."""
         failures: list[str] = []
+        escalated: list[dict[str, str]] = []
+        kept: Segmentation | None = None
+        spent = 0.0
         for index, remover in enumerate(self.removers):
+            last = index == len(self.removers) - 1
             try:
                 result = remover.remove(image, source_url=source_url)
             except ProviderError as exc:
-                if index == len(self.removers) - 1:
+                if last and kept is None:
                     raise
                 failures.append(f"{remover.name}: {type(exc).__name__}: {exc}")
                 continue
-            if failures:
-                details = {**result.details, "fallback": failures}
-                return Segmentation(
-                    cutout=result.cutout,
-                    mask=result.mask,
-                    bbox=result.bbox,
-                    provider=result.provider,
-                    cost_usd=result.cost_usd,
-                    details=details,
-                )
-            return result
-        raise AssertionError("unreachable")  # pragma: no cover
+            spent += result.cost_usd
+            problems = [] if last or self.judge is None else self.judge(result)
+            if not problems:
+                return _annotated(result, spent, failures, escalated)
+            escalated.append({"from": result.provider, "reason": "; ".join(problems)})
+            kept = kept or result
+        assert kept is not None  # every remover failed or was judged: the first judged stays
+        return _annotated(kept, spent, failures, escalated)
+
+
+def _annotated(
+    result: Segmentation, spent: float, failures: list[str], escalated: list[dict[str, str]]
+) -> Segmentation:
+    """``result`` with the chain's story in its details and the whole chain's cost."""
+    if not failures and not escalated:
+        return result
+    details = dict(result.details)
+    if failures:
+        details["fallback"] = failures
+    if escalated:
+        details["escalated"] = escalated
+    return Segmentation(
+        cutout=result.cutout,
+        mask=result.mask,
+        bbox=result.bbox,
+        provider=result.provider,
+        cost_usd=round(spent, 6),
+        details=details,
+    )
+
+
+def mask_judge(settings: Settings) -> Judge:
+    """The mask checks (``PACKSHOT_QUALITY_*``) as a chain's judge."""
+    from imaging.quality import mask_checks, source_alpha
+
+    limits = settings.quality_mask_thresholds
+
+    def judge(result: Segmentation) -> list[str]:
+        alpha = source_alpha(result.cutout, result.mask)
+        return [c.detail for c in mask_checks(alpha, limits) if not c.passed]
+
+    return judge
 
 
 def reset_providers() -> None:
@@ -154,7 +198,7 @@ def new_remover(settings: Settings) -> BackgroundRemover:
     ]
     if len(removers) == 1:
         return removers[0]  # type: ignore[return-value]
-    return ChainRemover(removers)  # type: ignore[arg-type]
+    return ChainRemover(removers, mask_judge(settings))  # type: ignore[arg-type]
 
 
 def new_generator(settings: Settings) -> BackgroundGenerator:

@@ -519,3 +519,51 @@ def test_the_registry_builds_the_freepik_providers(monkeypatch) -> None:
     generator = new_generator(get_settings())
     assert isinstance(generator, MysticGenerator) and generator.prices["mystic-4k"] == 0.39
     assert KEY not in repr(chain.removers[0].client) and KEY not in repr(get_settings())
+
+
+# --- escalation: local first, Freepik only when the local cut-out is not good enough ----------
+
+
+def test_a_local_cutout_that_fails_the_mask_checks_is_redone_by_freepik_once(
+    router, monkeypatch
+) -> None:
+    # The drawn bottle covers about a fifth of the photo: demanding half makes the local
+    # cut-out fail `foreground_min`, as a bad cut-out would.
+    use_freepik(monkeypatch, SEGMENTER="local,freepik", QUALITY_FOREGROUND_MIN="0.5")
+    post, _ = mock_remove_background(router, cutout_png(PHOTO.size))
+    job, key = new_job()
+    segment(job, key)
+    record, steps = state(job)
+    row = steps["remove_background"]
+    details = json.loads(row.details or "{}")
+    assert (row.state, row.provider) == ("COMPLETED", "freepik")
+    assert row.cost_usd == pytest.approx(0.12) and record.cost_usd == pytest.approx(0.12)
+    [escalation] = details["escalated"]
+    assert escalation["from"] == "local" and "at least 50.0%" in escalation["reason"]
+    assert post.call_count == 1
+    segment(job, key)  # a replay reuses the stored cut-out: Freepik is not paid twice
+    assert post.call_count == 1
+    assert state(job)[1]["remove_background"].state == "SKIPPED"
+
+
+def test_a_good_local_cutout_never_calls_freepik(router, monkeypatch) -> None:
+    use_freepik(monkeypatch, SEGMENTER="local,freepik")
+    post, _ = mock_remove_background(router, cutout_png(PHOTO.size))
+    job, key = new_job()
+    segment(job, key)
+    row = state(job)[1]["remove_background"]
+    assert (row.provider, row.cost_usd, post.call_count) == ("local", 0.0, 0)
+    assert "escalated" not in json.loads(row.details or "{}")
+
+
+def test_when_freepik_fails_after_escalating_the_local_cutout_is_kept(router, monkeypatch) -> None:
+    use_freepik(monkeypatch, SEGMENTER="local,freepik", QUALITY_FOREGROUND_MIN="0.5")
+    answers = [httpx.Response(400, json={"message": "image_url not reachable"})]
+    mock_remove_background(router, cutout_png(PHOTO.size), answers=answers)
+    job, key = new_job()
+    segment(job, key)
+    row = state(job)[1]["remove_background"]
+    details = json.loads(row.details or "{}")
+    assert (row.state, row.provider, row.cost_usd) == ("COMPLETED", "local", 0.0)
+    assert details["escalated"][0]["from"] == "local"
+    assert details["fallback"][0].startswith("freepik: ProviderRejected")
