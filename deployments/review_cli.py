@@ -77,7 +77,7 @@ def approve(jobs: _Jobs, by: _By = None) -> None:
         if job is None:
             failed = True
             continue
-        out.print(f"{job.id} approved; {escape(_publish(settings, job))}")
+        out.print(f"{job.id} approved; {escape(_publish(settings, job))}", soft_wrap=True)
     raise typer.Exit(2 if failed else 0)
 
 
@@ -94,7 +94,7 @@ def reject(
         job = _decide(settings, text, "reject", by, reason)
         failed = failed or job is None
         if job is not None:
-            out.print(f"{job.id} rejected")
+            out.print(f"{job.id} rejected{_end_waiting_run(settings, job)}")
     raise typer.Exit(2 if failed else 0)
 
 
@@ -124,12 +124,12 @@ def _decide(
 def _publish(settings: Settings, job: Job) -> str:
     """Start the run that publishes the approved ``job``; says where it runs."""
     from deployments.prefect_env import auth_string, locate_api, prefect_api
-    from flows.trigger import JobRef, continue_approved
+    from flows.trigger import JobRef, after_decision
 
     api = locate_api(settings)
     if api.kind != "temporary":  # a server with the deployment and its workers
         with prefect_api(api.url, auth_string(settings)):
-            run_id = continue_approved(JobRef.model_validate(job))
+            run_id = after_decision(JobRef.model_validate(job))
         return f"publishing in flow run {run_id}"
     try:
         api.wait()
@@ -142,6 +142,22 @@ def _publish(settings: Settings, job: Job) -> str:
         return f"publishing failed: {type(exc).__name__}: {exc}"
     finally:
         api.stop()
+
+
+def _end_waiting_run(settings: Settings, job: Job) -> str:
+    """Cancel the run suspended for the rejected ``job``, if a Prefect server is up."""
+    from deployments.prefect_env import auth_string, locate_api_url, prefect_api
+    from flows.trigger import JobRef, after_decision
+
+    url = locate_api_url(settings)
+    if url is None or job.flow_run_id is None:
+        return ""
+    try:
+        with prefect_api(url, auth_string(settings)):
+            after_decision(JobRef.model_validate(job))
+    except Exception as exc:  # noqa: BLE001  (the decision stands; the run can be cancelled in the UI)
+        return f" (its waiting flow run was not cancelled: {type(exc).__name__})"
+    return ""
 
 
 def _document(view: JobView, held_at: object) -> dict[str, object]:

@@ -11,12 +11,16 @@ from __future__ import annotations
 import re
 import time
 import uuid
+from typing import Literal
 
 from prefect import flow, unmapped
 from prefect.artifacts import create_markdown_artifact
+from prefect.flow_runs import suspend_flow_run
 from prefect.futures import wait
-from prefect.runtime import flow_run
+from prefect.input import RunInput
+from prefect.runtime import deployment, flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
+from pydantic import Field
 
 from core.context import JobContext
 from core.errors import InputError
@@ -39,7 +43,7 @@ from tasks import (
 from tasks._hooks import advance
 from tasks.notify import CausedEvent, caused_events
 
-__all__ = ["process_image", "process_one", "raise_failure"]
+__all__ = ["ReviewInput", "process_image", "process_one", "raise_failure"]
 
 
 @flow(
@@ -173,10 +177,36 @@ def _run_steps(ctx: JobContext, *, original: str | None) -> str | None:
     advance(ctx.job_id, JobStatus.DERIVATIVES)
     report = check_quality(ctx, cutout, masters)
     manifest_key = write_manifest(ctx)  # held or not, the set is complete and described
-    if jobstate.hold_for_review(ctx, report):
+    if jobstate.hold_for_review(ctx, report) and not _decided_in_prefect(ctx):
         return None
     publish(ctx, manifest_key)
     return manifest_key
+
+
+class ReviewInput(RunInput):
+    """The form the Prefect UI shows a suspended run held for review."""
+
+    decision: Literal["approve", "reject"] = Field(
+        description="approve: publish the images; reject: publish nothing, the job ends REJECTED"
+    )
+    reason: str = Field("", description="why (required to reject)")
+    by: str = Field("Prefect UI", description="who decides")
+
+
+def _decided_in_prefect(ctx: JobContext) -> bool:
+    """Wait for a decision the Prefect way; True when the job is approved and is to be published.
+
+    Under a worker (a deployment run) the run suspends: its process exits and frees the worker
+    slot, and the Prefect UI offers the ``ReviewInput`` form. Resumed from the UI, the run starts
+    again, walks the stored steps, and ``suspend_flow_run`` hands over the input, which is
+    recorded on the job like any decision. (``packshot review`` and the dashboard record the
+    decision on the job first and then resume the run, which then is not held at all.) A run
+    outside a deployment (``packshot process``) ends here, the job held.
+    """
+    if deployment.get_id() is None:
+        return False
+    answer = suspend_flow_run(wait_for_input=ReviewInput, key="review", timeout=None)
+    return jobstate.record_decision(ctx, answer.decision, answer.by, answer.reason)
 
 
 def _publish_artifacts(result: JobView, events: list[CausedEvent]) -> None:

@@ -12,6 +12,7 @@ recovery, and a FAILED job delivered again one new key per delivery.
 
 from __future__ import annotations
 
+import uuid
 from typing import TYPE_CHECKING
 
 from core.tables import JobBase, RowModel
@@ -23,7 +24,7 @@ __all__ = [
     "BACKFILL_DEPLOYMENT",
     "PROCESS_IMAGE_DEPLOYMENT",
     "JobRef",
-    "continue_approved",
+    "after_decision",
     "dispatch_key",
     "rerun_key",
     "trigger_job",
@@ -104,11 +105,28 @@ def trigger_job_sync(job: JobRef, *, rerun: bool = False, force: bool = False) -
     return asyncio.run(trigger_job(job, rerun=rerun, force=force))
 
 
-def continue_approved(job: JobRef) -> str:
-    """Start the run that publishes ``job`` after a person approved it; returns its flow run id.
+def after_decision(job: JobRef) -> str | None:
+    """Act on a person's decision on the held ``job`` (already recorded on its row).
 
-    The decision is already on the job row (``core.review.decide``); the run skips every step
-    whose outputs are stored, sees the approval and publishes. A job approved twice quickly
-    starts one run: the idempotency key comes from the job's state.
+    Approved: the run suspended for review (under a worker) is resumed with the decision, or,
+    when none waits, a run is started; either walks the stored steps and publishes. Returns its
+    flow run id. Rejected: a run still suspended for review is cancelled; returns None.
     """
+    from prefect import get_client
+    from prefect.states import Cancelled
+
+    with get_client(sync_client=True) as client:
+        run = client.read_flow_run(uuid.UUID(job.flow_run_id)) if job.flow_run_id else None
+        waiting = run is not None and run.state is not None and run.state.is_paused()
+        if job.review_decision == "approved":
+            if run is not None and waiting:
+                answer = {"decision": "approve", "by": job.review_by or "", "reason": ""}
+                client.resume_flow_run(run.id, run_input=answer)
+                return str(run.id)
+        elif run is not None and waiting:
+            message = f"rejected by {job.review_by}: {job.review_reason}"
+            client.set_flow_run_state(run.id, Cancelled(message=message[:500]), force=True)
+            return None
+        else:
+            return None
     return trigger_job_sync(job, rerun=True)

@@ -25,7 +25,15 @@ from tasks._hooks import error_text
 from tasks._runtime import describe_stored, run_in_db
 from tasks.download import SourceRef
 
-__all__ = ["fail", "finish", "hold_for_review", "open_job", "record_prefetch", "view"]
+__all__ = [
+    "fail",
+    "finish",
+    "hold_for_review",
+    "open_job",
+    "record_decision",
+    "record_prefetch",
+    "view",
+]
 
 
 def open_job(
@@ -135,6 +143,21 @@ def hold_for_review(ctx: JobContext, report: QualityReport) -> bool:
         return True
 
     return run_in_db(decide, what="review hold")
+
+
+def record_decision(ctx: JobContext, decision: str, by: str, reason: str | None) -> bool:
+    """Record a decision made in the Prefect UI on the held job; True when it approves.
+
+    A rejection without a reason is recorded with the reason "(no reason given)".
+    """
+    verdict: review.Decision = "approve" if decision == "approve" else "reject"
+    why = (reason or "").strip() or (None if verdict == "approve" else "(no reason given)")
+
+    def decide(session: Session) -> bool:
+        review.decide(session, job_id=ctx.job_id, decision=verdict, by=by, reason=why)
+        return verdict == "approve"
+
+    return run_in_db(decide, what="review decision")
 
 
 def finish(job: uuid.UUID, manifest_key: str) -> None:

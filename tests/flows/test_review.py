@@ -12,20 +12,23 @@ import json
 import os
 import subprocess
 import sys
+import time
 import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from sqlmodel import select
 from typer.testing import CliRunner
 
-from core.db import session_scope
-from core.schemas import parse_quality
+from core.db import session_scope, upgrade_schema
+from core.jobs import enqueue_job
+from core.schemas import ImageJobSpec, parse_quality
 from core.settings import get_settings
 from core.tables import Job, JobStatus, JobStep
 from deployments.cli import app
 from flows.process_image import process_image
-from flows.trigger import PROCESS_IMAGE_DEPLOYMENT
+from flows.trigger import PROCESS_IMAGE_DEPLOYMENT, JobRef, trigger_job_sync
 from tests.helpers.deployed import deploy, stand_in_worker
 from tests.helpers.http_server import Reply, Script, serve
 from tests.helpers.images import jpeg_bytes, product_photo
@@ -162,3 +165,93 @@ def test_packshot_process_exits_3_for_a_held_job(tmp_path: Path, prefect_server:
     assert result.returncode == 3, result.stderr
     assert result.stderr.startswith("held for review: ") and "covers" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+# --- under a worker: the run suspends for the decision, the Prefect way ---------------------
+
+
+def _worker_held_job(photo_url: str, sku: str) -> tuple[Job, uuid.UUID]:
+    """A job delivered as the webhook does, run by the deployment until it suspends."""
+    from prefect import get_client
+
+    spec = ImageJobSpec(sku=sku, image_url=photo_url, sha256=SHA)
+    upgrade_schema(get_settings().database_url)
+    with session_scope(get_settings().database_url) as session:
+        job_id = enqueue_job(session, spec=spec).job_id
+        job = session.get(Job, job_id)
+        assert job is not None
+        ref = JobRef.model_validate(job)
+    run_id = uuid.UUID(trigger_job_sync(ref))
+
+    def suspended() -> bool:
+        with get_client(sync_client=True) as client:
+            state = client.read_flow_run(run_id).state
+        return state is not None and state.is_paused()
+
+    _wait(suspended, f"the run to suspend (job {job_id})", timeout=60)
+    job, _ = _job(job_id)
+    assert job.status == JobStatus.NEEDS_REVIEW and job.flow_run_id == str(run_id)
+    return job, run_id
+
+
+def _wait(check: Callable[[], bool], what: str, timeout: float = 150.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            import re as _re
+
+            m = _re.search(r"job ([0-9a-f-]{36})", what)
+            extra = _job(m.group(1))[0].model_dump() if m else ""
+            raise AssertionError(f"waited {timeout:.0f} s for {what}: {extra}")
+        time.sleep(0.3)
+
+
+def _status_is(job_id: uuid.UUID, status: str) -> Callable[[], bool]:
+    return lambda: _job(job_id)[0].status == status
+
+
+@pytest.fixture
+def worker(prefect_server: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    _review(monkeypatch, "auto")
+    deployment = deploy(PROCESS_IMAGE_DEPLOYMENT, "flows/process_image.py:process_image")
+    with stand_in_worker(deployment, process_image):
+        yield
+
+
+def test_a_suspended_run_is_resumed_by_a_cli_approval_and_publishes(photo_url, worker) -> None:
+    from prefect import get_client
+
+    job, run_id = _worker_held_job(photo_url, "SKU-SUS")
+    result = CliRunner().invoke(app, ["review", "approve", str(job.id), "--by", "cy"])
+    assert result.exit_code == 0 and f"publishing in flow run {run_id}" in result.output
+    _wait(_status_is(job.id, "DONE"), "the job to be published")
+    job, steps = _job(job.id)
+    assert (job.review_decision, job.review_by) == ("approved", "cy")
+    assert steps["publish"].state == "COMPLETED"
+    with get_client(sync_client=True) as client:
+        _wait(lambda: client.read_flow_run(run_id).state.is_completed(), "the run to complete")
+
+
+def test_the_prefect_ui_form_decides_a_suspended_run(photo_url, worker) -> None:
+    from prefect.flow_runs import resume_flow_run
+
+    job, run_id = _worker_held_job(photo_url, "SKU-FORM")
+    # What the Prefect UI sends when someone fills in the run's ReviewInput form.
+    answer = {"decision": "reject", "reason": "label cut off", "by": "dee"}
+    resume_flow_run(run_id, run_input=answer)
+    _wait(_status_is(job.id, "REJECTED"), "the form's decision")
+    job, steps = _job(job.id)
+    assert (job.review_reason, job.review_by) == ("label cut off", "dee")
+    assert "publish" not in steps
+
+
+def test_a_cli_rejection_cancels_the_suspended_run(photo_url, worker) -> None:
+    from prefect import get_client
+
+    job, run_id = _worker_held_job(photo_url, "SKU-CAN")
+    result = CliRunner().invoke(app, ["review", "reject", str(job.id), "--reason", "blurry"])
+    assert result.exit_code == 0, result.output
+    with get_client(sync_client=True) as client:
+        state = client.read_flow_run(run_id).state
+    assert state is not None and state.is_cancelled() and "blurry" in (state.message or "")
+    assert _job(job.id)[0].status == "REJECTED"

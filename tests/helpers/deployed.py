@@ -75,7 +75,9 @@ class StandInWorker:
         """Pick up new Scheduled runs until stopped."""
         while not self._stop.is_set():
             for run in _scheduled_runs(self.deployment_id):
-                if run.id not in self._threads:
+                running = self._threads.get(run.id)
+                # A run comes back Scheduled when it is resumed after a suspension.
+                if running is None or not running.is_alive():
                     thread = threading.Thread(target=self._execute, args=(run,), daemon=True)
                     self._threads[run.id] = thread
                     thread.start()
