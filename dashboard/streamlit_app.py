@@ -23,7 +23,7 @@ review = st.Page("app_pages/review.py", title="Review", icon=":material/rule:", 
 events = st.Page(
     "app_pages/events.py", title="Events", icon=":material/outgoing_mail:", url_path="events"
 )
-page = st.navigation([overview, jobs, job, events])
+page = st.navigation([overview, jobs, job, review, events])
 
 # A deep link to the root with ?job=<id> opens that job's page.
 if page.url_path != job.url_path and st.query_params.get("job"):
