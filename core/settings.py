@@ -182,6 +182,12 @@ class Settings(BaseSettings):
         1.0, gt=0, le=60, description="How often an idle dispatcher looks for waiting jobs."
     )
     dashboard_port: _Port = Field(8501, description="Port of the dashboard.")
+    dashboard_password: SecretStr | None = Field(
+        None,
+        description="Password operators sign in to the dashboard with (with their name) before "
+        "approving, rejecting or re-running; unused when .streamlit/secrets.toml has an [auth] "
+        "section. Unset and no [auth]: actions are open (embedded profile only).",
+    )
     prefect_port: _Port = Field(4200, description="Port of the local Prefect server.")
     bind: str = Field("127.0.0.1", description="Address the embedded stack listens on.")
     prefect_api_url: str | None = Field(
@@ -385,6 +391,7 @@ class Settings(BaseSettings):
         "prefect_api_auth_string",
         "notify_secret",
         "notify_secret_previous",
+        "dashboard_password",
     )
     @classmethod
     def _no_placeholder(cls, value: SecretStr | None) -> SecretStr | None:

@@ -1,4 +1,4 @@
-"""What the job page links to and does: the flow run in the Prefect UI, and re-running a job.
+"""What the job and review pages start: the flow run in the Prefect UI, re-runs, publishing.
 
 Re-running goes through ``flows.trigger.trigger_job_sync``, the function the webhook's
 dispatcher uses, so the dashboard starts runs exactly as a webhook delivery would.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import quote
 
@@ -16,9 +17,16 @@ import httpx
 from core.settings import Settings
 from core.urls import redact_url
 from dashboard.models import JobDetail
-from flows.trigger import JobRef, trigger_job_sync
+from flows.trigger import JobRef, after_decision, trigger_job_sync
 
-__all__ = ["RerunResult", "flow_run_url", "prefect_ui_base", "rerun_job"]
+__all__ = [
+    "RerunResult",
+    "flow_run_url",
+    "prefect_problem",
+    "prefect_ui_base",
+    "publish_approved",
+    "rerun_job",
+]
 
 _log = logging.getLogger("packshot.dashboard")
 _CLOUD_API = re.compile(r"^https://api\.prefect\.cloud/api/accounts/([^/]+)/workspaces/([^/]+)/?$")
@@ -85,21 +93,55 @@ def rerun_job(detail: JobDetail, settings: Settings, *, force: bool = False) -> 
         settings: where Prefect is (``PREFECT_API_URL``).
         force: redo steps whose outputs are already stored.
     """
-    api_url = settings.prefect_api_url
-    if not api_url:
-        return RerunResult(
-            error="PREFECT_API_URL is not set, so there is no Prefect server to send the run to. "
-            "Start the stack with `packshot up` (or set PREFECT_API_URL) and try again."
-        )
-    problem = _probe(api_url)
+    problem = prefect_problem(settings)
     if problem:
         return RerunResult(error=problem)
-    job = detail.job
-    ref = JobRef.model_validate(job)
+    ref = JobRef.model_validate(detail.job)
+    return _start(ref, lambda: trigger_job_sync(ref, rerun=True, force=force))
+
+
+def publish_approved(job: JobRef, settings: Settings) -> RerunResult:
+    """Start the run that publishes an approved ``job`` (``flows.trigger.after_decision``: the
+    run suspended for review is resumed, or a new one started).
+
+    Never raises for Prefect trouble; callers check ``prefect_problem`` before recording the
+    decision, so a Prefect that is down leaves the job waiting rather than approved and stuck.
+    """
+    problem = prefect_problem(settings)
+    if problem:
+        return RerunResult(error=problem)
+    return _start(job, lambda: after_decision(job) or "")
+
+
+def prefect_problem(settings: Settings) -> str | None:
+    """Why no run can be started from here now (no Prefect API, or it does not answer), or None."""
+    api_url = settings.prefect_api_url
+    if not api_url:
+        return (
+            "PREFECT_API_URL is not set, so there is no Prefect server to send the run to. "
+            "Start the stack with `packshot up` (or set PREFECT_API_URL) and try again."
+        )
+    return _probe(api_url)
+
+
+def end_rejected(job: JobRef, settings: Settings) -> None:
+    """Cancel the run still suspended for the rejected ``job`` (best effort: the decision stands
+    either way, and the run can be cancelled in the Prefect UI)."""
+    if prefect_problem(settings):
+        return
     from prefect.exceptions import PrefectException
 
     try:
-        return RerunResult(flow_run_id=trigger_job_sync(ref, rerun=True, force=force))
+        after_decision(job)
+    except (httpx.HTTPError, PrefectException):
+        _log.warning("cancelling the waiting run of rejected job %s failed", job.id, exc_info=True)
+
+
+def _start(job: JobRef, trigger: Callable[[], str]) -> RerunResult:
+    from prefect.exceptions import PrefectException
+
+    try:
+        return RerunResult(flow_run_id=trigger())
     except (httpx.HTTPError, PrefectException) as exc:
-        _log.warning("re-run of job %s failed", job.id, exc_info=True)
+        _log.warning("starting a run of job %s failed", job.id, exc_info=True)
         return RerunResult(error=f"Prefect refused the run: {type(exc).__name__}: {exc}")

@@ -14,6 +14,7 @@ from dashboard.queries import DashboardDataError, SchemaMissing
 
 __all__ = [
     "JOB_PAGE",
+    "REVIEW_PAGE",
     "asset_checklist",
     "data_error",
     "database_label",
@@ -24,6 +25,7 @@ __all__ = [
 ]
 
 JOB_PAGE = "app_pages/job_detail.py"
+REVIEW_PAGE = "app_pages/review.py"
 LIVE_KEY = "live-refresh"
 REFRESH_S = 5
 

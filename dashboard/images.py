@@ -13,13 +13,23 @@ from typing import Literal
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-__all__ = ["BROWSER_FORMATS", "Preview", "PreviewError", "checkerboard", "coverage", "preview"]
+__all__ = [
+    "BROWSER_FORMATS",
+    "Preview",
+    "PreviewError",
+    "checkerboard",
+    "coverage",
+    "mask_overlay",
+    "preview",
+]
 
 # What previews are made of. Browsers show WebP too, but st.image re-encodes anything other
 # than JPEG and PNG, so converting here, once and cached, is cheaper than on every rerun.
 BROWSER_FORMATS = frozenset({"JPEG", "PNG"})
 _CELL = 12
 _LIGHT, _DARK = (255, 255, 255), (204, 204, 204)
+# Magenta: no product photo is likely to be that colour, so the tinted area reads as "the mask".
+_TINT = (236, 0, 140)
 
 
 class PreviewError(ValueError):
@@ -173,3 +183,43 @@ def coverage(data: bytes) -> float:
     histogram = mask.histogram()
     total = mask.size[0] * mask.size[1]
     return sum(value * count for value, count in enumerate(histogram)) / (255 * total)
+
+
+def mask_overlay(photo: bytes, mask: bytes, *, max_side: int, strength: float = 0.5) -> Preview:
+    """The photo with what the mask calls product tinted magenta, as a JPEG thumbnail.
+
+    A leftover strip of floor or a block of printed text taken for product shows at once,
+    where a black-and-white mask beside the photo would need comparing by eye. A mask of
+    another size is stretched to the photo's (the segmenter's mask matches the photo).
+
+    Args:
+        photo: the stored original's bytes.
+        mask: the stored mask's bytes (8-bit, white = product).
+        max_side: longest side of the result in pixels.
+        strength: how strongly product pixels are tinted, from 0 (not at all) to 1.
+
+    Raises:
+        PreviewError: either is not an image Pillow can decode.
+        ValueError: ``max_side`` is not positive or ``strength`` is outside 0..1.
+
+    Example:
+        >>> def png(mode, colour):
+        ...     buffer = io.BytesIO(); Image.new(mode, (4, 4), colour).save(buffer, "PNG")
+        ...     return buffer.getvalue()
+        >>> shown = mask_overlay(png("RGB", "white"), png("L", 255), max_side=4, strength=1.0)
+        >>> Image.open(io.BytesIO(shown.data)).getpixel((0, 0))[1] < 40
+        True
+    """
+    if max_side < 1:
+        raise ValueError(f"max_side must be positive, got {max_side}")
+    if not 0.0 <= strength <= 1.0:
+        raise ValueError(f"strength must be between 0 and 1, got {strength}")
+    source = _open(photo, max_side)
+    source_format, source_size = source.format or "?", _stored_size(photo, source)
+    image = ImageOps.exif_transpose(source).convert("RGB")
+    image.thumbnail((max_side, max_side), Image.Resampling.LANCZOS, reducing_gap=3.0)
+    alpha = _open(mask).convert("L").resize(image.size, Image.Resampling.BILINEAR)
+    alpha = alpha.point(lambda value: round(value * strength))
+    tinted = Image.composite(Image.new("RGB", image.size, _TINT), image, alpha)
+    encoded, mime = _encode(tinted, lossless=False)
+    return Preview(encoded, mime, *tinted.size, source_format, source_size)

@@ -9,6 +9,7 @@ import streamlit as st
 from core.settings import get_settings
 from core.tables import JobStatus, utcnow
 from core.urls import redact_url
+from dashboard import signin
 from dashboard.actions import RerunResult, flow_run_url, rerun_job
 from dashboard.components import asset_checklist, progress_bar, status_badge
 from dashboard.fmt import ago, human_ms, usd
@@ -37,6 +38,9 @@ def _rerun_blocked(detail: JobDetail) -> str | None:
     """Why the re-run button is disabled, or None when it may be pressed."""
     if not get_settings().prefect_api_url:
         return "Set PREFECT_API_URL (packshot up does) to re-run jobs from here."
+    blocked = signin.action_blocked()
+    if blocked:
+        return blocked
     if detail.job.running and not _stalled(detail):
         return "The job is still running."
     return None
@@ -72,6 +76,9 @@ def _confirm_rerun(detail: JobDetail) -> None:
     )
     go, cancel = st.columns(2)
     if go.button("Re-run now", type="primary", key="rerun-confirm", icon=":material/replay:"):
+        if _rerun_blocked(detail) is not None:  # signed out since the dialog opened
+            _close_rerun_dialog()
+            st.rerun()
         with st.spinner("Asking Prefect for a new flow run…"):
             st.session_state[rerun_key(detail)] = rerun_job(detail, get_settings(), force=force)
         _close_rerun_dialog()

@@ -10,7 +10,16 @@ import math
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
-from core.tables import STATUS_ORDER, AssetBase, JobBase, JobStatus, JobStepBase, RowModel, Step
+from core.tables import (
+    SETTLED_STATUSES,
+    STATUS_ORDER,
+    AssetBase,
+    JobBase,
+    JobStatus,
+    JobStepBase,
+    RowModel,
+    Step,
+)
 
 __all__ = [
     "AssetRow",
@@ -59,8 +68,8 @@ class JobSummary(RowModel, JobBase):
 
     @property
     def running(self) -> bool:
-        """True while the job can still move forward."""
-        return self.status not in (JobStatus.DONE, JobStatus.FAILED)
+        """True while a run is working on the job (not ended, not waiting for a person)."""
+        return self.status not in SETTLED_STATUSES
 
 
 @dataclass(frozen=True)

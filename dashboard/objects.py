@@ -14,7 +14,7 @@ import streamlit as st
 from core.errors import ConfigurationError, StorageError
 from core.settings import Settings, get_settings
 from core.storage import ObjectNotFound, ObjectStore, new_store
-from dashboard.images import Preview, PreviewError, coverage, preview
+from dashboard.images import Preview, PreviewError, coverage, mask_overlay, preview
 
 __all__ = [
     "Availability",
@@ -24,6 +24,7 @@ __all__ = [
     "download_link",
     "full_view",
     "mask_coverage",
+    "overlay",
     "read_object",
     "store_ref",
     "thumbnail",
@@ -129,6 +130,25 @@ def mask_coverage(ref: StoreRef, key: str, version: str | None) -> float:
     """
     try:
         return coverage(read_object(ref, key))
+    except PreviewError as exc:
+        raise Unavailable(str(exc)) from exc
+
+
+@st.cache_data(ttl=3600, max_entries=256, show_spinner=False)
+def overlay(
+    ref: StoreRef,
+    photo: tuple[str, str | None],
+    mask: tuple[str, str | None],
+    max_side: int = THUMB_SIDE,
+) -> Preview:
+    """The photo with the mask tinted over it (``photo`` and ``mask`` are (key, sha256) pairs).
+
+    Raises:
+        Unavailable: either is missing, unreadable or not an image.
+    """
+    try:
+        photo_bytes, mask_bytes = read_object(ref, photo[0]), read_object(ref, mask[0])
+        return mask_overlay(photo_bytes, mask_bytes, max_side=max_side)
     except PreviewError as exc:
         raise Unavailable(str(exc)) from exc
 

@@ -242,9 +242,14 @@ def dashboard(
     import os
 
     from core.db import upgrade_schema
+    from dashboard.access import open_to_anyone_problem
     from dashboard.launch import streamlit_argv, streamlit_env
 
     settings = _settings()
+    problem = open_to_anyone_problem(settings)
+    if problem:
+        err.print(f"[red]error:[/red] {escape(problem)}")
+        raise typer.Exit(EXIT_USAGE)
     upgrade_schema(settings.database_url)
     host = "127.0.0.1" if settings.bind in ("0.0.0.0", "::") else settings.bind
     out.print(f"dashboard on http://{host}:{port or settings.dashboard_port} (Ctrl-C stops it)")

@@ -16,6 +16,7 @@ from sqlalchemy.exc import ArgumentError
 
 from core.errors import ConfigurationError
 from core.settings import Settings
+from dashboard.access import open_to_anyone_problem
 
 __all__ = [
     "SERVICES",
@@ -129,6 +130,9 @@ def _secret_problems(settings: Settings, services: Collection[str]) -> list[str]
     # Its length is checked with the settings themselves (a short one fails to load).
     if "webhook" in services and settings.webhook_secret is None:
         found.append("PACKSHOT_WEBHOOK_SECRET must be set: production refuses unsigned deliveries")
+    dashboard = open_to_anyone_problem(settings) if "dashboard" in services else None
+    if dashboard:
+        found.append(dashboard)
     return found
 
 

@@ -113,10 +113,14 @@ def after_decision(job: JobRef) -> str | None:
     flow run id. Rejected: a run still suspended for review is cancelled; returns None.
     """
     from prefect import get_client
+    from prefect.exceptions import ObjectNotFound
     from prefect.states import Cancelled
 
     with get_client(sync_client=True) as client:
-        run = client.read_flow_run(uuid.UUID(job.flow_run_id)) if job.flow_run_id else None
+        try:
+            run = client.read_flow_run(uuid.UUID(job.flow_run_id)) if job.flow_run_id else None
+        except (ObjectNotFound, ValueError):  # a run this server does not know: none waits
+            run = None
         waiting = run is not None and run.state is not None and run.state.is_paused()
         if job.review_decision == "approved":
             if run is not None and waiting:

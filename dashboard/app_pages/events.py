@@ -6,7 +6,7 @@ import streamlit as st
 
 from core.events import DeliveryState
 from core.settings import get_settings
-from dashboard import events_view, queries
+from dashboard import events_view, queries, signin
 from dashboard.components import JOB_PAGE, data_error
 from dashboard.events_view import DeliveryRow
 from dashboard.htmlviews import table_html
@@ -16,6 +16,8 @@ RESEND_KEY = "resend-{id}"
 
 
 def _resend(database_url: str, row: DeliveryRow) -> None:
+    if signin.action_blocked() is not None:  # the button was drawn disabled; never trust that
+        return
     if events_view.send_again(database_url, row.id):
         st.toast(f"Event {row.event_id} queued again", icon=":material/send:")
     else:
@@ -23,6 +25,7 @@ def _resend(database_url: str, row: DeliveryRow) -> None:
 
 
 def _dead(database_url: str, rows: list[DeliveryRow]) -> None:
+    blocked = signin.action_blocked()
     st.markdown(f"#### Dead ({len(rows)})")
     if not rows:
         st.caption("None: every event was delivered or is still being tried.")
@@ -40,6 +43,8 @@ def _dead(database_url: str, rows: list[DeliveryRow]) -> None:
             on_click=_resend,
             args=(database_url, row),
             icon=":material/send:",
+            disabled=blocked is not None,
+            help=blocked,
         )
 
 

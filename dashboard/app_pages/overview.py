@@ -6,8 +6,8 @@ import streamlit as st
 
 from core.settings import get_settings
 from core.tables import STATUS_ORDER, JobStatus
-from dashboard import queries, stats
-from dashboard.components import JOB_PAGE, data_error, empty_state, live_refresh
+from dashboard import queries, review_queue, stats
+from dashboard.components import JOB_PAGE, REVIEW_PAGE, data_error, empty_state, live_refresh
 from dashboard.fmt import ago, human_ms, usd
 from dashboard.htmlviews import bars_html, columns_html, table_html
 from dashboard.job_table import job_table
@@ -27,6 +27,17 @@ def _headline(overview: Overview) -> None:
     cells[3].metric("Failed", f"{counts.get('FAILED', 0):,}")
     cells[4].metric("Cost today", usd(overview.cost_today), help="Steps finished today (UTC).")
     cells[5].metric("Cost this week", usd(overview.cost_week), help="Since Monday 00:00 UTC.")
+
+
+def _review_link(database_url: str) -> None:
+    waiting = review_queue.waiting_count(database_url)
+    if waiting:
+        st.page_link(
+            REVIEW_PAGE,
+            label=f"{waiting:,} waiting for review",
+            icon=":material/rule:",
+            help="Jobs the quality checks held before publishing: approve, reject or redo them.",
+        )
 
 
 def _charts(overview: Overview) -> None:
@@ -92,6 +103,7 @@ def _page() -> None:
             empty_state()
             return
         _headline(overview)
+        _review_link(url)
         _charts(overview)
         times, failures = st.columns([1, 1])
         with times:

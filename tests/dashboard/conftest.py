@@ -14,6 +14,7 @@ from core.storage import ObjectStore, new_store
 from core.tables import JobStatus, Step
 from dashboard.launch import APP_PATH
 from tests.dashboard import hostile
+from tests.dashboard.prefect_stub import FakeDeployments, fake_deployments, reachable_prefect_api
 from tests.dashboard.seed import seed_job
 
 
@@ -96,3 +97,15 @@ def app() -> Callable[..., AppTest]:
         return at
 
     return run
+
+
+@pytest.fixture
+def prefect_api(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A reachable "Prefect API" (it answers /health) as PREFECT_API_URL."""
+    yield from reachable_prefect_api(monkeypatch)
+
+
+@pytest.fixture
+def deployments(monkeypatch: pytest.MonkeyPatch) -> FakeDeployments:
+    """Prefect's ``arun_deployment`` replaced; ``.runs`` lists the runs it was asked for."""
+    return fake_deployments(monkeypatch)

@@ -18,10 +18,10 @@ from pathlib import Path
 
 from PIL import Image, ImageChops, ImageDraw, ImageFilter
 
-from core import jobs, keys
+from core import jobs, keys, review
 from core.db import session_scope, upgrade_schema
 from core.jobs import AssetRecord
-from core.schemas import ImageJobSpec
+from core.schemas import ImageJobSpec, QualityReport
 from core.storage import ObjectStore
 from core.tables import AssetKind, JobStatus, Step
 from tests.helpers.images import product_photo
@@ -320,6 +320,11 @@ class _Run:
                 message=f"{self.error} (4 attempts)",
             )
 
+    def hold(self, report: QualityReport) -> None:
+        with session_scope(self.database_url) as session:
+            review.set_quality(session, job_id=self.job_id, report=report)
+            review.hold(session, job_id=self.job_id)
+
     def start(self, step: Step) -> None:
         with session_scope(self.database_url) as session:
             jobs.step_started(
@@ -351,12 +356,14 @@ def seed_job(
     sample_photo: bool = False,
     image_url: str | None = None,
     error: str = "segmenter timed out after 30 s",
+    held: QualityReport | None = None,
 ) -> uuid.UUID:
     """One job through the pipeline up to ``stop_after`` (or failing in ``fail_in``), with files.
 
     ``sample_photo`` uses the bundled desk-lamp photo (for screenshots) instead of a drawn bottle.
     ``image_url`` is the job's source (a signed CDN URL by default); ``error`` is what the step
-    failing in ``fail_in`` reports.
+    failing in ``fail_in`` reports. ``held`` stops the job after its manifest in NEEDS_REVIEW
+    with that quality report, as the quality gate does.
     """
     upgrade_schema(database_url)
     if sample_photo:
@@ -370,6 +377,9 @@ def seed_job(
     for step, make in run.stages():
         if step == fail_in:
             run.fail(step)
+            break
+        if held is not None and step == Step.PUBLISH:
+            run.hold(held)
             break
         if fail_in is None and stop_after is not JobStatus.DONE and _done_with(step, stop_after):
             run.start(step)

@@ -1,7 +1,8 @@
 """End to end: the real app under ``streamlit run`` on a free port, driven by headless Chromium.
 
 Opens the overview, clicks into a DONE job, switches through every image tab and checks that
-each image really loaded in the browser (``naturalWidth > 0``). Screenshots go to
+each image really loaded in the browser (``naturalWidth > 0``); signs in, approves a job the
+quality gate held and sees it published by a (stand-in) worker. Screenshots go to
 ``test-artifacts/dashboard/``; with ``UPDATE_README_SCREENSHOT=1`` the job page one also
 replaces ``docs/images/job-page.png`` (the README's picture).
 """
@@ -21,13 +22,18 @@ import httpx
 import pytest
 from PIL import Image
 
-from core.settings import Settings
+from core.db import session_scope
+from core.settings import Settings, get_settings
 from core.storage import ObjectStore
+from core.tables import Job, JobStatus
 from core.urls import redact_url
 from dashboard.gallery import TABS
 from dashboard.launch import streamlit_argv, streamlit_env
 from tests.dashboard import hostile
 from tests.dashboard.seed import Sizes, seed_job
+from tests.helpers.deployed import deploy, stand_in_worker
+from tests.helpers.http_server import Reply, Script, serve
+from tests.helpers.images import jpeg_bytes, product_photo
 from tests.helpers.ports import free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -241,3 +247,81 @@ def _main_text(page) -> str:
     for selector in MARKUP_FROM_DATA:
         assert page.locator(selector).count() == 0, selector
     return page.locator('[data-testid="stMain"]').inner_text()
+
+
+PHOTO = jpeg_bytes(product_photo())
+PASSWORD = "an-e2e-dashboard-password"
+
+
+@pytest.fixture
+def held_job(prefect_server: str, monkeypatch: pytest.MonkeyPatch) -> uuid.UUID:
+    """A job the real quality gate held (the drawn photo, as in tests/flows/test_review.py).
+
+    Also sets the dashboard password before the ``server`` fixture starts Streamlit.
+    """
+    from flows.process_image import process_image
+
+    monkeypatch.setenv("PACKSHOT_REVIEW", "auto")
+    monkeypatch.setenv("PACKSHOT_DASHBOARD_PASSWORD", PASSWORD)
+    get_settings.cache_clear()
+    script = Script()
+    script.add("/media/held.jpg", Reply(200, PHOTO, {"content-type": "image/jpeg"}))
+    with serve(script) as base:
+        result = process_image(sku="HELD-1", image_url=f"{base}/media/held.jpg")
+    assert result["status"] == JobStatus.NEEDS_REVIEW
+    return uuid.UUID(str(result["jobId"]))
+
+
+def _job(job_id: uuid.UUID) -> Job:
+    with session_scope(get_settings().database_url) as session:
+        job = session.get(Job, job_id)
+        assert job is not None
+        session.expunge(job)
+    return job
+
+
+@pytest.mark.timeout(480)  # a Prefect test server, the flow twice, streamlit and a browser
+def test_sign_in_and_approve_a_held_job_until_it_is_published(
+    held_job: uuid.UUID, server: str
+) -> None:
+    from playwright.sync_api import sync_playwright
+
+    from flows.process_image import process_image
+    from flows.trigger import PROCESS_IMAGE_DEPLOYMENT
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    deployment = deploy(PROCESS_IMAGE_DEPLOYMENT, "flows/process_image.py:process_image")
+    with sync_playwright() as playwright, stand_in_worker(deployment, process_image) as worker:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1100})
+            page.set_default_timeout(TIMEOUT_MS)
+            page.goto(server, wait_until="domcontentloaded")
+            page.get_by_role("link", name="1 waiting for review").click()
+            page.wait_for_url("**/review**")
+            _wait_for_images(page, 5, r".")  # original, cut-out, mask over it, 2 composites
+            # A disabled button with a tooltip is drawn twice; the role finds the visible one.
+            approve = page.locator(f".st-key-review-approve-{held_job}").get_by_role(
+                "button", name="Approve", exact=True
+            )
+            assert approve.count() == 1 and approve.is_disabled(), "nobody signed in yet"
+            page.get_by_label("Your name").fill("e2e-operator")
+            page.get_by_label("Dashboard password").fill(PASSWORD)
+            page.locator(".st-key-sign-in").get_by_role("button", name="Sign in").click()
+            page.get_by_text("Signed in as").wait_for()
+            page.screenshot(path=ARTIFACTS / "review.png")
+            approve.click()
+            page.get_by_text("Approved; publishing in flow run").wait_for()
+            page.get_by_text("No job is waiting for review.").wait_for()
+            message = page.locator('[data-testid="stAlertContentSuccess"]').first.inner_text()
+            run_id = uuid.UUID(message.split("flow run ")[1].split()[0])
+            worker.wait(run_id, timeout=180)
+        finally:
+            browser.close()
+    job = _job(held_job)
+    assert (job.status, job.review_decision, job.review_by) == (
+        JobStatus.DONE,
+        "approved",
+        "e2e-operator",
+    )
+    assert job.review_at is not None and job.flow_run_id == str(run_id)

@@ -2,62 +2,20 @@
 
 Only Prefect's ``arun_deployment`` is replaced (the boundary ``flows.trigger`` calls);
 the dashboard, ``trigger_job_sync`` and the health probe run for real against a local HTTP
-server standing in for the Prefect API.
+server standing in for the Prefect API (``prefect_api`` and ``deployments`` in conftest.py).
 """
 
 from __future__ import annotations
 
 import socket
-import uuid
-from collections.abc import Iterator
 from datetime import UTC
-from types import SimpleNamespace
-
-import pytest
 
 from core import settings as settings_module
 from core.db import session_scope
 from core.tables import Job
 from flows.trigger import PROCESS_IMAGE_DEPLOYMENT
+from tests.dashboard.prefect_stub import FakeDeployments, use_prefect_api
 from tests.dashboard.rendered import shown
-from tests.helpers.http_server import Reply, Script, serve
-
-
-class FakeDeployments:
-    """Stands in for ``prefect.deployments.arun_deployment``; remembers the runs it created."""
-
-    def __init__(self, error: Exception | None = None) -> None:
-        self.runs: list[dict[str, object]] = []
-        self.error = error
-
-    async def arun_deployment(self, name: str, **options: object) -> SimpleNamespace:
-        if self.error is not None:
-            raise self.error
-        run_id = uuid.uuid5(uuid.NAMESPACE_URL, str(options["idempotency_key"]))
-        self.runs.append({"name": name, "id": str(run_id), **options})
-        return SimpleNamespace(id=run_id)
-
-
-def _use_prefect_api(monkeypatch: pytest.MonkeyPatch, url: str) -> None:
-    monkeypatch.setenv("PREFECT_API_URL", url)
-    settings_module.get_settings.cache_clear()
-
-
-@pytest.fixture
-def prefect_api(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """A reachable "Prefect API" (it answers /health) as PREFECT_API_URL."""
-    script = Script()
-    script.add("/api/health", Reply(200, b"true"))
-    with serve(script) as base:
-        _use_prefect_api(monkeypatch, f"{base}/api")
-        yield f"{base}/api"
-
-
-@pytest.fixture
-def deployments(monkeypatch: pytest.MonkeyPatch) -> FakeDeployments:
-    fake = FakeDeployments()
-    monkeypatch.setattr("prefect.deployments.arun_deployment", fake.arun_deployment)
-    return fake
 
 
 def _dialog_open(at) -> bool:
@@ -122,7 +80,7 @@ def test_prefect_unreachable_is_a_clear_error(app, done_job, monkeypatch, deploy
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         closed_port = probe.getsockname()[1]
-    _use_prefect_api(monkeypatch, f"http://127.0.0.1:{closed_port}/api")
+    use_prefect_api(monkeypatch, f"http://127.0.0.1:{closed_port}/api")
     at = _confirm(app(job=str(done_job)))
     message = shown(at.error[0].value)
     assert "Re-run not started" in message and f"127.0.0.1:{closed_port}" in message

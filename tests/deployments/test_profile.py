@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -35,6 +36,7 @@ def _production(
         "store_url": "s3://shop-media/assets",
         "webhook_secret": "a-real-shared-secret",
         "secret_key": "a-key-for-source-url-credentials",
+        "dashboard_password": "a-dashboard-password",
     }
     values.update(overrides)
     # Read from Prefect's own variables (aliases), so they are set the way the environment would;
@@ -116,6 +118,38 @@ def test_packshot_up_production_refuses_to_start_without_them(
     assert "PACKSHOT_SECRET_KEY must be set" in text
     monkeypatch.setenv("PACKSHOT_WEBHOOK_SECRET", "short-secret")
     assert "PACKSHOT_WEBHOOK_SECRET is shorter than 16 characters" in refusal()
+
+
+DASHBOARD_REFUSAL = "PACKSHOT_DASHBOARD_PASSWORD must be set, or an [auth] section"
+
+
+def test_a_production_dashboard_needs_a_sign_in(tmp_path: Path) -> None:
+    # The root conftest runs every test in its own working folder: no secrets.toml here yet.
+    open_dashboard = _production(dashboard_password=None)
+    assert [p for p in problems(open_dashboard, ["dashboard"]) if DASHBOARD_REFUSAL in p]
+    assert problems(open_dashboard, ["worker", "webhook"]) == [], "only the dashboard needs it"
+    assert problems(Settings(), ["dashboard"]) == [], "the embedded profile may stay open"
+
+    secrets = Path.cwd() / ".streamlit" / "secrets.toml"
+    secrets.parent.mkdir()
+    secrets.write_text("[server]\nx = 1\n[auth]\n")  # an empty [auth] configures nothing
+    assert [p for p in problems(open_dashboard, ["dashboard"]) if DASHBOARD_REFUSAL in p]
+    secrets.write_text('[auth]\nclient_id = "packshot"\ncookie_secret = "c"\n')
+    assert problems(open_dashboard, ["dashboard"]) == [], "Streamlit's OIDC sign-in"
+    secrets.write_text("[auth\n")
+    [problem] = problems(open_dashboard, ["dashboard"])
+    assert str(secrets) in problem and "not a readable TOML file" in problem
+
+
+def test_packshot_dashboard_refuses_to_serve_open_actions_in_production(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("PACKSHOT_PROFILE", "production")
+    # Were it not refused, the command would become the Streamlit server (execve).
+    monkeypatch.setattr("os.execve", lambda *args: pytest.fail("the dashboard started"))
+    result = CliRunner().invoke(app, ["dashboard"])
+    assert result.exit_code == 2, result.output
+    assert DASHBOARD_REFUSAL in " ".join(result.output.split())
 
 
 def test_the_zombie_window_must_exceed_the_heartbeat() -> None:
