@@ -255,13 +255,15 @@ PASSWORD = "an-e2e-dashboard-password"
 
 @pytest.fixture
 def held_job(prefect_server: str, monkeypatch: pytest.MonkeyPatch) -> uuid.UUID:
-    """A job the real quality gate held (the drawn photo, as in tests/flows/test_review.py).
+    """A job the real quality gate held: the drawn photo with the product share it must reach
+    raised to half the frame, as in tests/flows/test_review.py.
 
     Also sets the dashboard password before the ``server`` fixture starts Streamlit.
     """
     from flows.process_image import process_image
 
     monkeypatch.setenv("PACKSHOT_REVIEW", "auto")
+    monkeypatch.setenv("PACKSHOT_QUALITY_FOREGROUND_MIN", "0.5")
     monkeypatch.setenv("PACKSHOT_DASHBOARD_PASSWORD", PASSWORD)
     get_settings.cache_clear()
     script = Script()

@@ -34,7 +34,12 @@ def test_deep_link_opens_the_job(app, done_job, route):
     assert any("LAMP-1 · default" in shown(md.value) for md in at.markdown)
 
 
-def test_done_job_progress_tabs_assets_timing_and_cost(app, done_job, settings, store):
+def test_done_job_progress_tabs_assets_timing_and_cost(app, done_job, settings, store, monkeypatch):
+    # Named here: a Prefect test server started earlier in this process exports its own URL.
+    from core import settings as settings_module
+
+    monkeypatch.setenv("PREFECT_API_URL", "http://prefect.example:4200/api")
+    settings_module.get_settings.cache_clear()
     at = app(job=str(done_job))
     original = next(key for key in store.list("originals/")).rsplit("/", 1)[-1]
     assert "Step 7 of 7 (100%)" in _html(at)
@@ -78,7 +83,7 @@ def test_done_job_progress_tabs_assets_timing_and_cost(app, done_job, settings, 
     assert 'title="composite #2: COMPLETED, 545 ms, attempt 1, pillow"' in html, "per-step timeline"
     with session_scope(settings.database_url) as session:
         flow_run_id = session.get(Job, done_job).flow_run_id
-    assert at.link_button[0].proto.url == f"http://127.0.0.1:4200/runs/flow-run/{flow_run_id}"
+    assert at.link_button[0].proto.url == f"http://prefect.example:4200/runs/flow-run/{flow_run_id}"
     # The source URL is shown redacted: its token never reaches the page.
     assert all("secret" not in caption.value for caption in at.caption)
 
