@@ -115,3 +115,28 @@ def test_sku_missing_in_shopify_fails_the_job_at_publish(cdn, shop, packshot_env
     assert (row.state, row.attempts) == ("FAILED", 1)  # permanent: not retried by Prefect
     assert shop.requests == ["search", "search"] and shop.mutations() == []
     assert _manifest(packshot_env, "SKU-P2")[1]["shopify"] is None
+
+
+def test_a_held_job_reaches_the_shop_only_once_approved(cdn, shop, monkeypatch) -> None:
+    from core import review
+
+    # The drawn bottle covers a fifth of the photo; demanding half holds it for review.
+    monkeypatch.setenv("PACKSHOT_REVIEW", "auto")
+    monkeypatch.setenv("PACKSHOT_QUALITY_FOREGROUND_MIN", "0.5")
+    get_settings.cache_clear()
+    product_id, _ = shop.add_product("Held Bottle", "SKU-H1")
+    rejected_id, _ = shop.add_product("Rejected Bottle", "SKU-H2")
+    held = process_image(sku="SKU-H1", image_url=cdn, sha256=SHA)
+    other = process_image(sku="SKU-H2", image_url=cdn, sha256=SHA)
+    assert held["status"] == other["status"] == "NEEDS_REVIEW"
+    assert shop.gallery(product_id) == [] and shop.gallery(rejected_id) == []
+
+    with session_scope(get_settings().database_url) as session:
+        review.decide(session, job_id=uuid.UUID(str(held["jobId"])), decision="approve", by="ed")
+        review.decide(
+            session, job_id=uuid.UUID(str(other["jobId"])), decision="reject", by="ed", reason="x"
+        )
+    published = process_image(job_id=uuid.UUID(str(held["jobId"])))  # what approval runs
+    assert published["status"] == "DONE"
+    assert len(shop.gallery(product_id)) == 2
+    assert shop.gallery(rejected_id) == []  # a rejected job never reaches the shop
