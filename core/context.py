@@ -32,6 +32,9 @@ class JobContext(BaseModel):
     force: bool = False
     # Redo backgrounds, composites and derivatives; reuse the stored original and cutout.
     rerender: bool = False
+    # This run's background remover instead of PACKSHOT_SEGMENTER (the review page's "Redo with
+    # Freepik"); None: the configured chain.
+    segmenter: str | None = None
 
     @property
     def theme_name(self) -> str:

@@ -82,7 +82,9 @@ def _probe(api_url: str) -> str | None:
     return None
 
 
-def rerun_job(detail: JobDetail, settings: Settings, *, force: bool = False) -> RerunResult:
+def rerun_job(
+    detail: JobDetail, settings: Settings, *, force: bool = False, segmenter: str | None = None
+) -> RerunResult:
     """Trigger ``process-image/default`` again for the job; never raises for Prefect trouble.
 
     Idempotent: the idempotency key derives from the job's last finish time, so a double click
@@ -92,12 +94,13 @@ def rerun_job(detail: JobDetail, settings: Settings, *, force: bool = False) -> 
         detail: the job as the page shows it.
         settings: where Prefect is (``PREFECT_API_URL``).
         force: redo steps whose outputs are already stored.
+        segmenter: cut out with this remover (``freepik``) instead of the configured chain.
     """
     problem = prefect_problem(settings)
     if problem:
         return RerunResult(error=problem)
     ref = JobRef.model_validate(detail.job)
-    return _start(ref, lambda: trigger_job_sync(ref, rerun=True, force=force))
+    return _start(ref, lambda: trigger_job_sync(ref, rerun=True, force=force, segmenter=segmenter))
 
 
 def publish_approved(job: JobRef, settings: Settings) -> RerunResult:

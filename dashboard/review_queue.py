@@ -153,14 +153,16 @@ def reject(database_url: str, job: HeldJob, *, by: str, reason: str, settings: S
     return Outcome(summary.id, summary.sku, True, "Rejected: nothing will be published")
 
 
-def redo(job: HeldJob, *, by: str, settings: Settings) -> Outcome:
-    """Run the job again with every step redone; its new outputs are judged again."""
+def redo(job: HeldJob, *, by: str, settings: Settings, segmenter: str | None = None) -> Outcome:
+    """Run the job again with every step redone (the cut-out by ``segmenter`` when given);
+    its new outputs are judged again."""
     summary = job.detail.job
-    started = rerun_job(job.detail, settings, force=True)
+    started = rerun_job(job.detail, settings, force=True, segmenter=segmenter)
     held.clear()
     if started.error:
         return Outcome(summary.id, summary.sku, False, f"Redo not started: {started.error}")
-    _log.info("job %s redone from the review page by %r", summary.id, by)
-    return Outcome(
-        summary.id, summary.sku, True, "Redoing every step", flow_run_id=started.flow_run_id
+    _log.info("job %s redone (%s) from the review page by %r", summary.id, segmenter, by)
+    what = (
+        f"Redoing every step, the cut-out with {segmenter}" if segmenter else "Redoing every step"
     )
+    return Outcome(summary.id, summary.sku, True, what, flow_run_id=started.flow_run_id)

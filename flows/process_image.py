@@ -24,6 +24,7 @@ from pydantic import Field
 
 from core.context import JobContext
 from core.errors import InputError
+from core.providers.registry import check_remover
 from core.schemas import ImageJobSpec, JobView
 from core.settings import get_settings
 from core.tables import JobStatus, utcnow
@@ -59,6 +60,7 @@ def process_image(
     theme: str = "default",
     job_id: uuid.UUID | None = None,
     force: bool = False,
+    segmenter: str | None = None,
 ) -> dict[str, object]:
     """Process one product photo: cutout, backgrounds, composites, derivatives, manifest, publish.
 
@@ -75,10 +77,14 @@ def process_image(
         theme: theme name (``default``, ``white``, or one from the themes file).
         job_id: the job to run (created by the webhook); the other image parameters are ignored.
         force: redo every step even when its outputs exist (a deliberate re-render).
+        segmenter: a background remover for this run instead of ``PACKSHOT_SEGMENTER``
+            (``freepik``: the review page's "Redo with Freepik"); checked before any work.
     """
+    if segmenter is not None:
+        check_remover(get_settings(), segmenter)
     request = job_id if job_id is not None else _spec(sku, image_url, sha256, theme)
     started = utcnow()
-    result = process_one(request, force=force)
+    result = process_one(request, force=force, segmenter=segmenter)
     # A failed run gets its summary too: it names the job.failed event the failure caused.
     _publish_artifacts(result, caused_events(str(result.job_id), started))
     if result.status == JobStatus.FAILED:
@@ -95,7 +101,11 @@ def _spec(
 
 
 def process_one(
-    request: ImageJobSpec | uuid.UUID, *, force: bool = False, rerender: bool = False
+    request: ImageJobSpec | uuid.UUID,
+    *,
+    force: bool = False,
+    rerender: bool = False,
+    segmenter: str | None = None,
 ) -> JobView:
     """Run every step for one image inside the current flow run; returns the job as it ended.
 
@@ -105,7 +115,7 @@ def process_one(
     and derivatives but reuses the stored original and cutout; ``force`` redoes every step.
     """
     if isinstance(request, uuid.UUID):
-        return _run_job(request, force=force, rerender=rerender)
+        return _run_job(request, force=force, rerender=rerender, segmenter=segmenter)
     # The theme is resolved once, here: an unknown one fails before any work, and every step
     # of the run sees this version even if the themes file changes meanwhile.
     theme = resolve_theme(request.theme, get_settings().themes_file)
@@ -115,18 +125,27 @@ def process_one(
         prefetched = prefetch(request.sku, request.image_url)
         request = request.model_copy(update={"sha256": prefetched.sha256})
     ctx = jobstate.open_job(
-        request, theme=theme, flow_run_id=flow_run.get_id(), force=force, rerender=rerender
+        request,
+        theme=theme,
+        flow_run_id=flow_run.get_id(),
+        force=force,
+        rerender=rerender,
+        segmenter=segmenter,
     )
     if prefetched is not None:
         jobstate.record_prefetch(ctx, prefetched, (time.perf_counter() - started) * 1000)
     return _run_steps_recorded(ctx, prefetched.key if prefetched is not None else None)
 
 
-def _run_job(job_id: uuid.UUID, *, force: bool, rerender: bool) -> JobView:
+def _run_job(job_id: uuid.UUID, *, force: bool, rerender: bool, segmenter: str | None) -> JobView:
     """Open the existing job ``job_id`` and run it; a job that cannot start is FAILED."""
     try:
         ctx = jobstate.open_job(
-            job_id, flow_run_id=flow_run.get_id(), force=force, rerender=rerender
+            job_id,
+            flow_run_id=flow_run.get_id(),
+            force=force,
+            rerender=rerender,
+            segmenter=segmenter,
         )
     except LookupError:
         raise  # no such job: nothing to mark FAILED

@@ -27,6 +27,7 @@ __all__ = [
     "after_decision",
     "dispatch_key",
     "rerun_key",
+    "suspended_run",
     "trigger_job",
     "trigger_job_sync",
 ]
@@ -42,7 +43,7 @@ class JobRef(RowModel, JobBase):
     ``JobRef.model_validate(job)`` takes it from a ``Job`` row or any model of one.
     """
 
-    def parameters(self, *, force: bool = False) -> dict[str, object]:
+    def parameters(self, *, force: bool = False, segmenter: str | None = None) -> dict[str, object]:
         """The flow parameters: the job by id, and its SKU and theme for the run's name.
 
         Never the source URL: flow-run parameters are readable by anyone who may read runs in
@@ -51,6 +52,8 @@ class JobRef(RowModel, JobBase):
         params: dict[str, object] = {"sku": self.sku, "theme": self.theme, "job_id": str(self.id)}
         if force:
             params["force"] = True
+        if segmenter:
+            params["segmenter"] = segmenter
         return params
 
 
@@ -81,16 +84,22 @@ async def trigger_job(
     client: PrefectClient | None = None,
     rerun: bool = False,
     force: bool = False,
+    segmenter: str | None = None,
     deployment: str = PROCESS_IMAGE_DEPLOYMENT,
 ) -> str:
-    """Create the flow run for ``job`` and return its id; never waits for the run itself."""
+    """Create the flow run for ``job`` and return its id; never waits for the run itself.
+
+    ``segmenter`` asks this run to cut out with one remover (``freepik``) instead of the
+    configured chain; such a re-run has its own idempotency key.
+    """
     from prefect.deployments import arun_deployment
 
+    key = rerun_key(job) if rerun else dispatch_key(job)
     run = await arun_deployment(
         deployment,
         client=client,
-        parameters=job.parameters(force=force),
-        idempotency_key=rerun_key(job) if rerun else dispatch_key(job),
+        parameters=job.parameters(force=force, segmenter=segmenter),
+        idempotency_key=f"{key}:{segmenter}" if segmenter else key,
         timeout=0,
         as_subflow=False,
         tags=["packshot", f"sku:{job.sku}", f"theme:{job.theme}"],
@@ -98,11 +107,13 @@ async def trigger_job(
     return str(run.id)
 
 
-def trigger_job_sync(job: JobRef, *, rerun: bool = False, force: bool = False) -> str:
+def trigger_job_sync(
+    job: JobRef, *, rerun: bool = False, force: bool = False, segmenter: str | None = None
+) -> str:
     """``trigger_job`` for synchronous callers (the dashboard, the CLI)."""
     import asyncio
 
-    return asyncio.run(trigger_job(job, rerun=rerun, force=force))
+    return asyncio.run(trigger_job(job, rerun=rerun, force=force, segmenter=segmenter))
 
 
 def after_decision(job: JobRef) -> str | None:
@@ -112,25 +123,42 @@ def after_decision(job: JobRef) -> str | None:
     when none waits, a run is started; either walks the stored steps and publishes. Returns its
     flow run id. Rejected: a run still suspended for review is cancelled; returns None.
     """
+    waiting = suspended_run(job)
+    if job.review_decision == "approved":
+        if waiting is None:
+            return trigger_job_sync(job, rerun=True)
+        answer = {"decision": "approve", "by": job.review_by or "", "reason": ""}
+        _settle(waiting, run_input=answer)
+        return str(waiting)
+    if waiting is not None:
+        _settle(waiting, cancel=f"rejected by {job.review_by}: {job.review_reason}"[:500])
+    return None
+
+
+def suspended_run(job: JobRef) -> uuid.UUID | None:
+    """The job's flow run when it is suspended waiting for review; None otherwise."""
     from prefect import get_client
     from prefect.exceptions import ObjectNotFound
+
+    if not job.flow_run_id:
+        return None
+    with get_client(sync_client=True) as client:
+        try:
+            run = client.read_flow_run(uuid.UUID(job.flow_run_id))
+        except (ObjectNotFound, ValueError):  # a run this server does not know: none waits
+            return None
+    return run.id if run.state is not None and run.state.is_paused() else None
+
+
+def _settle(
+    run_id: uuid.UUID, *, run_input: dict[str, str] | None = None, cancel: str | None = None
+) -> None:
+    """Resume the suspended run with ``run_input``, or cancel it with the message ``cancel``."""
+    from prefect import get_client
     from prefect.states import Cancelled
 
     with get_client(sync_client=True) as client:
-        try:
-            run = client.read_flow_run(uuid.UUID(job.flow_run_id)) if job.flow_run_id else None
-        except (ObjectNotFound, ValueError):  # a run this server does not know: none waits
-            run = None
-        waiting = run is not None and run.state is not None and run.state.is_paused()
-        if job.review_decision == "approved":
-            if run is not None and waiting:
-                answer = {"decision": "approve", "by": job.review_by or "", "reason": ""}
-                client.resume_flow_run(run.id, run_input=answer)
-                return str(run.id)
-        elif run is not None and waiting:
-            message = f"rejected by {job.review_by}: {job.review_reason}"
-            client.set_flow_run_state(run.id, Cancelled(message=message[:500]), force=True)
-            return None
+        if cancel is not None:
+            client.set_flow_run_state(run_id, Cancelled(message=cancel), force=True)
         else:
-            return None
-    return trigger_job_sync(job, rerun=True)
+            client.resume_flow_run(run_id, run_input=run_input)

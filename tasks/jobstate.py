@@ -43,6 +43,7 @@ def open_job(
     flow_run_id: str | None,
     force: bool = False,
     rerender: bool = False,
+    segmenter: str | None = None,
 ) -> JobContext:
     """Open the job and mark it started; returns the context every step of the run gets.
 
@@ -52,6 +53,7 @@ def open_job(
         theme: the theme, already resolved; looked up by the job's theme name when omitted.
         flow_run_id: the run doing the work.
         force: redo every step; ``rerender``: redo backgrounds, composites and derivatives.
+        segmenter: this run's background remover instead of the configured chain.
 
     Raises:
         LookupError: no job with that id.
@@ -79,6 +81,7 @@ def open_job(
             source=SecretStr(source),
             force=force,
             rerender=rerender or force,
+            segmenter=segmenter,
         )
 
     return run_in_db(open_, what="open job")

@@ -38,7 +38,7 @@ def _decode_source(original_key: str) -> object:
 
 def _remote_source(ctx: JobContext, original_key: str, image: object) -> str | None:
     """The URL a cloud segmenter fetches the photo from: only worked out when one is set."""
-    if "freepik" not in settings().segmenter_chain:
+    if "freepik" not in ([ctx.segmenter] if ctx.segmenter else settings().segmenter_chain):
         return ctx.source_url
     return fetchable_url(
         store(),
@@ -76,7 +76,8 @@ def remove_background(ctx: JobContext, record: StepRecord, original_key: str) ->
     image = _decode_source(original_key)
     remote = _remote_source(ctx, original_key, image)
     with freepik_limits():
-        segmentation = new_remover(settings()).remove(image, source_url=remote)  # type: ignore[arg-type]
+        remover = new_remover(settings(), only=ctx.segmenter)
+        segmentation = remover.remove(image, source_url=remote)  # type: ignore[arg-type]
     try:
         check_cutout(segmentation.cutout)
     except QualityError as exc:

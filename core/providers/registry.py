@@ -188,9 +188,12 @@ def _require_known(names: list[str], registry: Mapping[str, object], what: str) 
             raise ConfigurationError(f"unknown {what} {name!r}; known: {known}")
 
 
-def new_remover(settings: Settings) -> BackgroundRemover:
-    """The remover (or fallback chain) named by ``settings.segmenter``, built once per process."""
-    names = settings.segmenter_chain
+def new_remover(settings: Settings, only: str | None = None) -> BackgroundRemover:
+    """The remover (or chain) named by ``settings.segmenter``, built once per process.
+
+    ``only`` names one remover to use instead (a run that asks for a particular provider).
+    """
+    names = [only] if only else settings.segmenter_chain
     _require_known(names, REMOVERS, "segmenter")
     removers = [
         _build("remover", name, lambda name=name: REMOVERS[name](settings))  # type: ignore[misc]
@@ -206,6 +209,13 @@ def new_generator(settings: Settings) -> BackgroundGenerator:
     name = settings.backgrounds
     _require_known([name], GENERATORS, "background generator")
     return _build("generator", name, lambda: GENERATORS[name](settings))  # type: ignore[return-value]
+
+
+def check_remover(settings: Settings, name: str) -> None:
+    """Fail now when remover ``name`` is unknown or needs a key that is not set."""
+    _require_known([name], REMOVERS, "segmenter")
+    if name == "freepik" and settings.freepik_api_key is None:
+        raise ConfigurationError("PACKSHOT_FREEPIK_API_KEY is not set: Freepik cannot be used")
 
 
 def check_providers(settings: Settings) -> None:

@@ -26,6 +26,7 @@ REASON_KEY = "review-reason-{id}"
 APPROVE_KEY = "review-approve-{id}"
 REJECT_KEY = "review-reject-{id}"
 REDO_KEY = "review-redo-{id}"
+REDO_FREEPIK_KEY = "review-redo-freepik-{id}"
 APPROVE_SELECTED_KEY = "review-approve-selected"
 
 
@@ -132,6 +133,15 @@ def _actions(item: HeldJob, by: str | None, blocked: str | None) -> None:
         help=blocked or "Run every step again; the new result is judged again.",
     ):
         _finish([review_queue.redo(item, by=by or "", settings=settings)])
+    # Only when Freepik can be used: the run checks the key before any work.
+    if settings.freepik_api_key is not None and redo.button(
+        "Redo with Freepik",
+        key=REDO_FREEPIK_KEY.format(id=job.id),
+        icon=":material/auto_fix_high:",
+        disabled=off,
+        help=blocked or "Cut the product out again with Freepik (paid), then judge it again.",
+    ):
+        _finish([review_queue.redo(item, by=by or "", settings=settings, segmenter="freepik")])
     reason = reason_cell.text_input(
         "Reason for rejecting",
         key=REASON_KEY.format(id=job.id),

@@ -48,7 +48,9 @@ def reachable_prefect_api(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
 
 
 def fake_deployments(monkeypatch: pytest.MonkeyPatch) -> FakeDeployments:
-    """Prefect's ``arun_deployment`` replaced by a ``FakeDeployments``."""
+    """Prefect's ``arun_deployment`` replaced by a ``FakeDeployments``; no run is suspended
+    (tests/flows/test_review.py resumes and cancels real suspended runs)."""
     fake = FakeDeployments()
     monkeypatch.setattr("prefect.deployments.arun_deployment", fake.arun_deployment)
+    monkeypatch.setattr("flows.trigger.suspended_run", lambda job: None)
     return fake

@@ -197,6 +197,20 @@ def test_redo_runs_every_step_again(app, held_pair, prefect_api, deployments):
     assert _job(held_pair[0]).review_decision is None, "redo decides nothing"
 
 
+def test_redo_with_freepik_is_offered_only_when_freepik_can_be_used(
+    app, held_pair, prefect_api, deployments, monkeypatch
+):
+    key = f"review-redo-freepik-{held_pair[0]}"
+    assert key not in [b.key for b in _review_page(app()).button]
+    monkeypatch.setenv("PACKSHOT_FREEPIK_API_KEY", "fpk-test-key-not-real-0001")
+    get_settings.cache_clear()
+    at = _review_page(app())
+    at.button(key=key).click().run()
+    [run] = deployments.runs
+    assert run["parameters"]["segmenter"] == "freepik" and run["parameters"]["force"] is True
+    assert run["idempotency_key"].endswith(":freepik")  # never merged with a plain Redo
+
+
 def test_the_overview_links_the_waiting_jobs(app, held_pair):
     at = app()
     assert "2 waiting for review" in _titles(at)

@@ -301,3 +301,20 @@ def test_outside_a_prefect_run_the_wrapper_does_nothing() -> None:
     with freepik_limits():
         assert freepik_client._gate.get() is None
     assert _limits._in_prefect_run() is False
+
+
+def test_a_run_can_ask_for_freepik_instead_of_the_local_chain(
+    cdn, router, packshot_env, monkeypatch
+) -> None:
+    # "Redo with Freepik" on the review page: the job was cut out locally, this run uses Freepik.
+    use_freepik(monkeypatch, SEGMENTER="local", BACKGROUNDS="gradient")
+    first = process_image(sku="SKU-RF", image_url=cdn, sha256=SHA)
+    assert _rows(str(first["jobId"]))[1]["remove_background"].provider == "local"
+    post, _ = mock_remove_background(router, cutout_png(PHOTO.size))
+    job_id = uuid.UUID(str(first["jobId"]))
+    again = process_image(job_id=job_id, force=True, segmenter="freepik")
+    assert again["status"] == "DONE" and post.call_count == 1
+    step = _rows(str(job_id))[1]["remove_background"]
+    assert (step.provider, step.cost_usd) == ("freepik", pytest.approx(0.12))
+    with pytest.raises(ConfigurationError, match="unknown segmenter 'magic'"):
+        process_image(job_id=job_id, segmenter="magic")
