@@ -25,6 +25,7 @@ from core import jobs, review
 from core.context import JobContext
 from core.schemas import QualityReport
 from core.tables import AssetKind, Step
+from imaging.codec import decode
 from imaging.compliance import derivative_matches, product_fidelity, white_compliance
 from imaging.composite import place
 from imaging.quality import Check, mask_checks, source_alpha, summarise
@@ -68,22 +69,25 @@ def check_quality(
 def _composite_checks(ctx: JobContext, product: Image.Image, composites: list[str]) -> list[Check]:
     """Fidelity of each composite, and each target channel's rules, named by variant."""
     theme, found = ctx.theme, []
+    marketplace = "marketplace-main" in theme.channels
     placement = None
     for variant, key in enumerate(composites, start=1):
         data = store().get(key)
-        master = decode_from_store(key)
+        master = decode(data, max_pixels=settings().max_source_pixels, min_side=1)
         if placement is None or placement.canvas != master.width:
-            # The same placement the composite step made: deterministic from the cut-out.
+            # The placement the composite step made (deterministic from the cut-out). Its
+            # shadow, a large blur, is only needed to tell background from shadow for a
+            # marketplace's pure-white rule.
             placement = place(
                 product,
                 master.width,
                 fill=theme.fill,
                 max_upscale=theme.max_upscale,
-                shadow=theme.shadow.to_imaging(),
+                shadow=theme.shadow.to_imaging() if marketplace else None,
             )
         limit = settings().quality_fidelity_max_error
         found.append(_numbered(product_fidelity(master, placement, max_error=limit), variant))
-        if "marketplace-main" in theme.channels:
+        if marketplace:
             found += [_numbered(c, variant) for c in white_compliance(data, placement)]
     return found
 
