@@ -91,5 +91,5 @@ def _assert_rows(site: Site, job_ids: list[str]) -> None:
     assert {row.attempts for row in steps} == {1}  # nothing failed, nothing ran twice
     per_job = Counter(row.job_id for row in steps)
     # download, remove_background, generate_backgrounds, 2 composites, 2 derivatives,
-    # manifest, publish
-    assert set(per_job.values()) == {9}
+    # quality, manifest, publish
+    assert set(per_job.values()) == {10}
