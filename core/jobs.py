@@ -280,13 +280,14 @@ def start_job(session: Session, *, job_id: uuid.UUID, flow_run_id: str | None = 
     """Mark the job as started; a FAILED job starts again from NEW (its outputs are reused).
 
     A DONE job keeps its status while a re-run walks its (mostly skipped) steps again. A held
-    job that a person approved continues from its derivatives (the run publishes it); a held
-    job without a decision, or a rejected one, is judged again from NEW.
+    job that a person approved continues from its derivatives (the run publishes it); one still
+    waiting keeps waiting while a run walks its steps and judges it again (a run resumed from
+    the Prefect UI's form does this before it reads the decision). A rejected job starts over.
     """
     job = _require(session, job_id)
     if job.status == JobStatus.NEEDS_REVIEW and job.review_decision == "approved":
         job.status = JobStatus.DERIVATIVES
-    elif job.status in (JobStatus.FAILED, JobStatus.NEEDS_REVIEW, JobStatus.REJECTED):
+    elif job.status in (JobStatus.FAILED, JobStatus.REJECTED):
         job.status = JobStatus.NEW
         _forget_review(job)
     job.error = job.error_step = job.error_type = None

@@ -255,3 +255,22 @@ def test_a_cli_rejection_cancels_the_suspended_run(photo_url, worker) -> None:
         state = client.read_flow_run(run_id).state
     assert state is not None and state.is_cancelled() and "blurry" in (state.message or "")
     assert _job(job.id)[0].status == "REJECTED"
+
+
+def test_a_waiting_job_run_again_keeps_waiting_and_announces_itself_once(
+    photo_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from core.events.table import OutboxEvent
+
+    _review(monkeypatch, "auto")
+    monkeypatch.setenv("PACKSHOT_NOTIFY_URL", "http://127.0.0.1:9/packshot-events")
+    monkeypatch.setenv("PACKSHOT_NOTIFY_ALLOW_PRIVATE", "true")
+    get_settings.cache_clear()
+    job = _held(photo_url, "SKU-TWICE")
+    again = process_image(sku="SKU-TWICE", image_url=photo_url, sha256=SHA)
+    assert again["status"] == "NEEDS_REVIEW" and again["jobId"] == str(job.id)
+    with session_scope(get_settings().database_url) as session:
+        events = session.exec(select(OutboxEvent).where(OutboxEvent.job_id == job.id)).all()
+    assert [e.type for e in events] == ["job.needs_review"]
+    body = json.loads(events[0].body)
+    assert body["job"]["quality"]["verdict"] == "review"
