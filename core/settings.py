@@ -224,6 +224,14 @@ class Settings(BaseSettings):
     worker_limit: int = Field(
         2, ge=1, le=64, description="Flow runs at once per worker (about one per core)."
     )
+    worker_nice: int = Field(
+        10,
+        ge=0,
+        le=19,
+        description="CPU niceness of the workers `packshot up` starts, inherited by their "
+        "flow-run processes: on a shared machine the webhook and the Prefect server answer "
+        "first while a burst keeps the pipeline busy (0: same priority).",
+    )
     results_url: str | None = Field(
         None,
         description="Prefect results (s3://bucket/prefix); production: the store's bucket, "

@@ -60,6 +60,8 @@ class Service:
     argv: list[str]
     health_url: str | None = None
     env: dict[str, str] = field(default_factory=dict)
+    # Added to the child's CPU niceness at start; its own children (flow runs) inherit it.
+    nice: int = 0
     crashes: CrashWindow = field(default_factory=CrashWindow)
     restart_at: float | None = None
     process: subprocess.Popen[bytes] | None = None
@@ -75,6 +77,11 @@ class Service:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+        if self.nice:
+            # Set from here, not in the child (a pre-exec hook is unsafe with threads): the
+            # child is still importing, long before it starts any flow run that inherits it.
+            current = os.getpriority(os.PRIO_PROCESS, self.process.pid)
+            os.setpriority(os.PRIO_PROCESS, self.process.pid, min(current + self.nice, 19))
         self._pump = threading.Thread(target=self._relay, name=f"log-{self.name}", daemon=True)
         self._pump.start()
 

@@ -144,7 +144,7 @@ class Stack:
             *("worker", "start", "--pool", WORK_POOL, "--type", "process"),
             *("--limit", str(limit), "--name", f"{socket.gethostname()}-{name}"),
         ]
-        return Service(name, argv, env=worker_env(self.settings))
+        return Service(name, argv, env=worker_env(self.settings), nice=self.settings.worker_nice)
 
     def _webhook(self) -> Service:
         s = self.settings

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
+from pathlib import Path
 
 from core.settings import Settings
 from deployments.service import CrashWindow, Service
@@ -52,3 +53,37 @@ def test_a_worker_that_keeps_crashing_never_takes_the_webhook_down() -> None:
         for service in stack.services:
             service.stop(timeout=5)
     assert not supervisor.is_alive()
+
+
+def test_a_niced_service_and_the_processes_it_starts_yield_the_cpu() -> None:
+    import os
+
+    # A stand-in for a worker: it starts a child (a flow run) after a moment and waits.
+    code = "import subprocess, sys, time; time.sleep(0.3); subprocess.run(['sleep', '30'])"
+    service = Service("worker", [sys.executable, "-c", code], nice=7)
+    service.start(dict(os.environ))
+    try:
+        assert service.process is not None
+        base = os.getpriority(os.PRIO_PROCESS, 0)
+        assert os.getpriority(os.PRIO_PROCESS, service.process.pid) == min(base + 7, 19)
+        deadline = time.monotonic() + 20
+        children: list[int] = []
+        while not children and time.monotonic() < deadline:
+            pid = service.process.pid
+            children = [
+                int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+            ]
+            time.sleep(0.05)
+        assert children, "the stand-in never started its child"
+        assert os.getpriority(os.PRIO_PROCESS, children[0]) == min(base + 7, 19)
+    finally:
+        service.stop()
+
+
+def test_the_stack_starts_workers_niced_and_the_webhook_not() -> None:
+    settings = Settings().model_copy(
+        update={"prefect_api_url": "http://127.0.0.1:9/api", "worker_nice": 12}
+    )
+    stack = Stack(settings)
+    nice = {service.name: service.nice for service in stack.services}
+    assert nice["worker"] == 12 and nice["webhook"] == 0
