@@ -12,6 +12,11 @@ down. ``--with-prefect`` starts a real local Prefect server with a ``process-ima
 deployment (no worker; runs stay Scheduled) and also reports how fast the backlog drains.
 
     .venv/bin/python benchmarks/webhook.py [--rate 200] [--duration 15] [--with-prefect]
+    .venv/bin/python benchmarks/webhook.py --with-stack [--worker-nice 10]
+
+``--with-stack`` measures the webhook inside ``packshot up`` (Prefect, a worker, the webhook)
+while the worker processes real jobs: every delivery names the same sample photo under its own
+SKU, served from a loopback CDN, so the burst itself keeps the worker busy.
 
 Loopback only; bounded in count (rate × duration ≤ 100,000) and time.
 """
@@ -108,14 +113,14 @@ def _webhook(
         log.close()
 
 
-def _delivery(run: str, n: int) -> bytes:
-    digest = hashlib.sha256(f"{run}:{n}".encode()).hexdigest()
-    doc = {
-        "sku": f"BENCH-{n}",
-        "imageUrl": f"https://cdn.3jms.example/media/{run}/{n}.jpg?token=abc",
-        "sha256": digest,
-        "theme": "default",
-    }
+def _delivery(run: str, n: int, photo: tuple[str, str] | None = None) -> bytes:
+    """Delivery ``n``: a made-up image, or ``photo`` (its URL prefix and sha256) as a real job."""
+    if photo is not None:
+        url, digest = f"{photo[0]}/{run}-{n}.jpg", photo[1]
+    else:
+        url = f"https://cdn.3jms.example/media/{run}/{n}.jpg?token=abc"
+        digest = hashlib.sha256(f"{run}:{n}".encode()).hexdigest()
+    doc = {"sku": f"BENCH-{run}-{n}", "imageUrl": url, "sha256": digest, "theme": "default"}
     return json.dumps(doc).encode()
 
 
@@ -144,7 +149,14 @@ async def _exchange(
 
 
 async def _drive(
-    url: str, run: str, rate: float, count: int, *, connections: int, start_n: int = 0
+    url: str,
+    run: str,
+    rate: float,
+    count: int,
+    *,
+    connections: int,
+    start_n: int = 0,
+    photo: tuple[str, str] | None = None,
 ) -> Load:
     """Open loop: request i is due at t0 + i/rate whatever the earlier ones are doing.
 
@@ -153,7 +165,7 @@ async def _drive(
     connection is included (no coordinated omission); ``service`` counts from the send.
     """
     host, port = url.removeprefix("http://").split(":")
-    bodies = [_delivery(run, start_n + i) for i in range(count)]
+    bodies = [_delivery(run, start_n + i, photo) for i in range(count)]
     queue: asyncio.Queue[tuple[int, float] | None] = asyncio.Queue()
     load = Load()
 
@@ -262,6 +274,20 @@ def _parse() -> argparse.Namespace:
     )
     parser.add_argument("--connections", type=int, default=32, help="keep-alive sockets")
     parser.add_argument("--with-prefect", action="store_true", help="dispatch to a real server")
+    parser.add_argument(
+        "--with-stack",
+        action="store_true",
+        help="inside `packshot up` whose worker is busy with real jobs of the same burst",
+    )
+    parser.add_argument(
+        "--worker-nice", type=int, default=10, help="--with-stack: PACKSHOT_WORKER_NICE"
+    )
+    parser.add_argument(
+        "--settle",
+        type=float,
+        default=12.0,
+        help="--with-stack: seconds for the worker to get busy",
+    )
     parser.add_argument("--no-dispatcher", action="store_true", help="no dispatcher at all")
     parser.add_argument(
         "--drain", type=float, default=30.0, help="--with-prefect: seconds to watch dispatch after"
@@ -276,8 +302,47 @@ def _parse() -> argparse.Namespace:
     return args
 
 
+def _with_stack(args: argparse.Namespace) -> None:
+    """The webhook inside ``packshot up`` while its worker processes the jobs it accepted."""
+    from _busy_stack import busy_stack
+
+    count, run = int(args.rate * args.duration), hashlib.sha256(os.urandom(8)).hexdigest()[:8]
+    with busy_stack(SECRET, args.worker_nice) as stack:
+        photo, url = (stack.photo_url, stack.sha256), stack.webhook
+        # The first deliveries are real jobs: the worker starts on them, and stays busy.
+        warm = int(args.rate * args.warmup)
+        asyncio.run(_drive(url, run, args.rate, warm, connections=args.connections, photo=photo))
+        time.sleep(args.settle)
+        busy_before, started = _machine_busy_s(), time.perf_counter()
+        load = asyncio.run(
+            _drive(
+                url, run, args.rate, count, connections=args.connections, start_n=warm, photo=photo
+            )
+        )
+        window = time.perf_counter() - started
+        busy = (_machine_busy_s() - busy_before) / window / (os.cpu_count() or 1)
+        total, _ = _jobs(stack.home)
+    lat, accepted = load.latencies_ms, load.statuses.get("202", 0)
+    print(
+        f"requests {count} at {args.rate:g}/s with the worker busy: {load.statuses}; jobs {total}"
+    )
+    print(
+        f"latency of 202s (due → answer): p50 {_percentile(lat, 50):.1f}  "
+        f"p95 {_percentile(lat, 95):.1f}  p99 {_percentile(lat, 99):.1f}  "
+        f"max {max(lat, default=float('nan')):.1f} ms; machine busy {busy:.0%}"
+    )
+    print(
+        f"result: mode=stack worker_nice={args.worker_nice} rate={args.rate:g} "
+        f"p50_ms={_percentile(lat, 50):.1f} p99_ms={_percentile(lat, 99):.1f} "
+        f"errors={count - accepted} machine_busy={busy:.2f}"
+    )
+
+
 def main() -> None:
     args = _parse()
+    if args.with_stack:
+        _with_stack(args)
+        return
     count = int(args.rate * args.duration)
     home = Path(tempfile.mkdtemp(prefix="bench-webhook-"))
     run = hashlib.sha256(str(time.time()).encode()).hexdigest()[:8]
