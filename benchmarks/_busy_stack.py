@@ -23,6 +23,8 @@ from pathlib import Path
 
 import httpx
 
+from tests.helpers.ports import free_port
+
 ROOT = Path(__file__).resolve().parents[1]
 PHOTO = ROOT / "deployments" / "samples" / "sports_car.jpg"
 
@@ -57,27 +59,19 @@ def _cdn(data: bytes) -> tuple[ThreadingHTTPServer, str]:
     return server, f"http://127.0.0.1:{server.server_address[1]}"
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextlib.contextmanager
 def busy_stack(secret: str, worker_nice: int) -> Iterator[BusyStack]:
     """``packshot up --services prefect,worker,webhook`` until the block ends, then stopped."""
     data = PHOTO.read_bytes()
     home = Path(tempfile.mkdtemp(prefix="bench-stack-"))
     cdn, cdn_url = _cdn(data)
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PACKSHOT_", "PREFECT_"))}
     env |= {
         "PACKSHOT_HOME": str(home),
         "PACKSHOT_WEBHOOK_SECRET": secret,
         "PACKSHOT_WEBHOOK_PORT": str(port),
-        "PACKSHOT_PREFECT_PORT": str(_free_port()),
+        "PACKSHOT_PREFECT_PORT": str(free_port()),
         "PACKSHOT_ALLOW_PRIVATE_SOURCES": "true",
         "PACKSHOT_WORKER_NICE": str(worker_nice),
         "PACKSHOT_STOP_GRACE_S": "5",

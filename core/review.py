@@ -14,6 +14,7 @@ from typing import Literal
 
 from sqlmodel import Session, col, select
 
+from core.db import session_scope
 from core.errors import InputError
 from core.schemas import QualityReport
 from core.tables import Job, JobStatus
@@ -24,6 +25,7 @@ __all__ = [
     "ReviewError",
     "approved",
     "decide",
+    "decide_now",
     "held_jobs",
     "hold",
     "set_quality",
@@ -105,6 +107,28 @@ def decide(
         job.finished_at = job.review_at
     job.updated_at = job.review_at
     return job
+
+
+def decide_now(
+    database_url: str,
+    *,
+    job_id: uuid.UUID,
+    decision: Decision,
+    by: str,
+    reason: str | None = None,
+) -> Job:
+    """``decide`` in a transaction of its own, committed; returns the job row, detached.
+
+    The one way the CLI and the dashboard record a person's decision.
+
+    Raises:
+        ReviewError: as ``decide``.
+    """
+    with session_scope(database_url) as session:
+        job = decide(session, job_id=job_id, decision=decision, by=by, reason=reason)
+        session.flush()
+        session.expunge(job)
+        return job
 
 
 def held_jobs(session: Session, *, limit: int = 500) -> Sequence[Job]:

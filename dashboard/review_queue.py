@@ -18,7 +18,6 @@ from sqlalchemy import ColumnElement, func
 from sqlmodel import col, select
 
 from core import jobs, review
-from core.db import session_scope
 from core.schemas import QualityReport, parse_quality
 from core.settings import Settings
 from core.tables import Job, JobStatus
@@ -107,10 +106,10 @@ def _decide(
 ) -> JobRef | str:
     """Record the decision; the job as a run needs it, or why the decision was refused."""
     try:
-        with session_scope(database_url) as session:
-            job = review.decide(session, job_id=job_id, decision=decision, by=by, reason=reason)
-            session.flush()
-            ref = JobRef.model_validate(job)
+        job = review.decide_now(
+            database_url, job_id=job_id, decision=decision, by=by, reason=reason
+        )
+        ref = JobRef.model_validate(job)
     except review.ReviewError as exc:
         return str(exc)
     finally:

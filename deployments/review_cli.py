@@ -109,13 +109,13 @@ def _decide(
         return None
     upgrade_schema(settings.database_url)
     try:
-        with session_scope(settings.database_url) as session:
-            job = review.decide(
-                session, job_id=job_id, decision=decision, by=by or _login(), reason=reason
-            )
-            session.flush()
-            session.expunge(job)
-            return job
+        return review.decide_now(
+            settings.database_url,
+            job_id=job_id,
+            decision=decision,
+            by=by or _login(),
+            reason=reason,
+        )
     except review.ReviewError as exc:
         err.print(f"error: {exc}", markup=False)
         return None

@@ -70,10 +70,11 @@ def _composite_checks(ctx: JobContext, product: Image.Image, composites: list[st
     """Fidelity of each composite, and each target channel's rules, named by variant."""
     theme, found = ctx.theme, []
     marketplace = "marketplace-main" in theme.channels
+    limit, max_pixels = settings().quality_fidelity_max_error, settings().max_source_pixels
     placement = None
     for variant, key in enumerate(composites, start=1):
         data = store().get(key)
-        master = decode(data, max_pixels=settings().max_source_pixels, min_side=1)
+        master = decode(data, max_pixels=max_pixels, min_side=1)
         if placement is None or placement.canvas != master.width:
             # The placement the composite step made (deterministic from the cut-out). Its
             # shadow, a large blur, is only needed to tell background from shadow for a
@@ -85,7 +86,6 @@ def _composite_checks(ctx: JobContext, product: Image.Image, composites: list[st
                 max_upscale=theme.max_upscale,
                 shadow=theme.shadow.to_imaging() if marketplace else None,
             )
-        limit = settings().quality_fidelity_max_error
         found.append(_numbered(product_fidelity(master, placement, max_error=limit), variant))
         if marketplace:
             found += [_numbered(c, variant) for c in white_compliance(data, placement)]

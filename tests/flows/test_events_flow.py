@@ -13,21 +13,12 @@ from core.events.sender import Sender
 from flows.process_image import process_image
 from tests.events.helpers import configure, rows
 from tests.events.receiver import Receiver, receiving
-from tests.helpers.http_server import Reply, Script, serve
 from tests.helpers.images import jpeg_bytes, product_photo
 
 pytestmark = pytest.mark.xdist_group("prefect")
 
 PHOTO = jpeg_bytes(product_photo())
 SHA = hashlib.sha256(PHOTO).hexdigest()
-
-
-@pytest.fixture
-def photo_url():
-    script = Script()
-    script.add("/media/photo.jpg", Reply(200, PHOTO, {"content-type": "image/jpeg"}))
-    with serve(script) as base:
-        yield f"{base}/media/photo.jpg"
 
 
 @pytest.fixture

@@ -42,7 +42,6 @@ from tests.helpers.freepik import (
     mock_remove_background,
     use_freepik,
 )
-from tests.helpers.http_server import Reply, Script, serve
 from tests.helpers.images import jpeg_bytes, product_photo
 
 pytestmark = pytest.mark.xdist_group("prefect")
@@ -50,14 +49,6 @@ pytestmark = pytest.mark.xdist_group("prefect")
 PHOTO = product_photo()
 DATA = jpeg_bytes(PHOTO)
 SHA = hashlib.sha256(DATA).hexdigest()
-
-
-@pytest.fixture
-def cdn() -> Iterator[str]:
-    script = Script()
-    script.add("/media/photo.jpg", Reply(200, DATA, {"content-type": "image/jpeg"}))
-    with serve(script) as base:
-        yield f"{base}/media/photo.jpg"
 
 
 @pytest.fixture
@@ -93,13 +84,13 @@ def _manifest(packshot_env, sku: str, theme: str = "default") -> tuple[dict, str
 
 
 def test_whole_pipeline_with_both_freepik_providers(
-    cdn, router, packshot_env, monkeypatch, caplog
+    photo_url, router, packshot_env, monkeypatch, caplog
 ) -> None:
     caplog.set_level(logging.DEBUG)
     use_freepik(monkeypatch, BACKGROUNDS="freepik-mystic")
     post, download = mock_remove_background(router, cutout_png(PHOTO.size))
     submit, poll, image = mock_mystic(router)
-    result = process_image(sku="SKU-FP", image_url=cdn, sha256=SHA)
+    result = process_image(sku="SKU-FP", image_url=photo_url, sha256=SHA)
     assert result["status"] == "DONE"
     assert (post.call_count, download.call_count) == (1, 1)
     assert post.calls.last.request.content.decode().startswith("image_url=http%3A%2F%2F127.0.0.1")
@@ -127,12 +118,12 @@ def test_whole_pipeline_with_both_freepik_providers(
 
 
 def test_freepik_outage_falls_back_to_the_local_model(
-    cdn, router, packshot_env, monkeypatch
+    photo_url, router, packshot_env, monkeypatch
 ) -> None:
     use_freepik(monkeypatch, SEGMENTER="freepik,local")
     down = httpx.Response(503, json={"message": "Service Unavailable. Please try again later."})
     post, _ = mock_remove_background(router, b"", answers=[down] * 10)
-    result = process_image(sku="SKU-FB", image_url=cdn, sha256=SHA)
+    result = process_image(sku="SKU-FB", image_url=photo_url, sha256=SHA)
     assert result["status"] == "DONE"
     assert post.call_count == 3  # one call and the client's two retries, then the fallback
     job, rows = _rows(str(result["jobId"]))
@@ -155,12 +146,12 @@ def test_freepik_outage_falls_back_to_the_local_model(
     assert manifest["metadata"]["cost"] == 0.0 and job.cost_usd == 0.0
 
 
-def test_a_rejected_key_fails_the_job_clearly(cdn, router, monkeypatch) -> None:
+def test_a_rejected_key_fails_the_job_clearly(photo_url, router, monkeypatch) -> None:
     use_freepik(monkeypatch)
     answers = [httpx.Response(401, json={"message": "Invalid API key"})]
     post, _ = mock_remove_background(router, b"", answers=answers)
     with pytest.raises(RuntimeError, match=r"Freepik rejected the API key \(HTTP 401\)"):
-        process_image(sku="SKU-401", image_url=cdn, sha256=SHA)
+        process_image(sku="SKU-401", image_url=photo_url, sha256=SHA)
     assert post.call_count == 1  # not retried: neither in the client nor by the step
     with session_scope(get_settings().database_url) as session:
         job = session.exec(select(Job).where(Job.sku == "SKU-401")).one()
@@ -173,13 +164,13 @@ def test_a_rejected_key_fails_the_job_clearly(cdn, router, monkeypatch) -> None:
 
 
 def test_an_outage_without_fallback_is_retried_by_the_step_then_fails(
-    cdn, router, monkeypatch
+    photo_url, router, monkeypatch
 ) -> None:
     use_freepik(monkeypatch)
     down = httpx.Response(503, json={"message": "Service Unavailable. Please try again later."})
     post, _ = mock_remove_background(router, b"", answers=[down] * 20)
     with pytest.raises(RuntimeError, match=r"HTTP 503"):
-        process_image(sku="SKU-503", image_url=cdn, sha256=SHA)
+        process_image(sku="SKU-503", image_url=photo_url, sha256=SHA)
     assert post.call_count == 12  # (1 call + 2 client retries) × (1 attempt + 3 step retries)
     with session_scope(get_settings().database_url) as session:
         job = session.exec(select(Job).where(Job.sku == "SKU-503")).one()
@@ -304,11 +295,11 @@ def test_outside_a_prefect_run_the_wrapper_does_nothing() -> None:
 
 
 def test_a_run_can_ask_for_freepik_instead_of_the_local_chain(
-    cdn, router, packshot_env, monkeypatch
+    photo_url, router, packshot_env, monkeypatch
 ) -> None:
     # "Redo with Freepik" on the review page: the job was cut out locally, this run uses Freepik.
     use_freepik(monkeypatch, SEGMENTER="local", BACKGROUNDS="gradient")
-    first = process_image(sku="SKU-RF", image_url=cdn, sha256=SHA)
+    first = process_image(sku="SKU-RF", image_url=photo_url, sha256=SHA)
     assert _rows(str(first["jobId"]))[1]["remove_background"].provider == "local"
     post, _ = mock_remove_background(router, cutout_png(PHOTO.size))
     job_id = uuid.UUID(str(first["jobId"]))

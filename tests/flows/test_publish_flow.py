@@ -17,7 +17,6 @@ from core.settings import get_settings
 from core.tables import Job, JobStep, Step
 from deployments.cli import app
 from flows.process_image import process_image
-from tests.helpers.http_server import Reply, Script, serve
 from tests.helpers.images import jpeg_bytes, product_photo
 from tests.helpers.shopify_fake import SHOP, STATIC_TOKEN, FakeShop
 
@@ -25,14 +24,6 @@ pytestmark = pytest.mark.xdist_group("prefect")
 
 PHOTO = jpeg_bytes(product_photo())
 SHA = hashlib.sha256(PHOTO).hexdigest()
-
-
-@pytest.fixture
-def cdn():
-    script = Script()
-    script.add("/media/photo.jpg", Reply(200, PHOTO, {"content-type": "image/jpeg"}))
-    with serve(script) as base:
-        yield f"{base}/media/photo.jpg"
 
 
 @pytest.fixture
@@ -69,9 +60,9 @@ def _manifest(home: Path, sku: str) -> tuple[str, dict]:
     return text, json.loads(text)
 
 
-def test_published_job_records_product_and_media_ids(cdn, shop, packshot_env: Path) -> None:
+def test_published_job_records_product_and_media_ids(photo_url, shop, packshot_env: Path) -> None:
     product_id, (variant_id,) = shop.add_product("Blue Bottle", "SKU-P1")
-    result = process_image(sku="SKU-P1", image_url=cdn, sha256=SHA)
+    result = process_image(sku="SKU-P1", image_url=photo_url, sha256=SHA)
     assert result["status"] == "DONE"
     gallery = [m.id for m in shop.gallery(product_id)]
     assert len(gallery) == 2 and shop.variants[variant_id].media_id == gallery[0]
@@ -89,7 +80,7 @@ def test_published_job_records_product_and_media_ids(cdn, shop, packshot_env: Pa
     with get_client(sync_client=True) as client:  # the step went through the strict limits
         assert client.read_global_concurrency_limit_by_name("shopify-inflight").limit == 4
 
-    again = process_image(sku="SKU-P1", image_url=cdn, sha256=SHA)
+    again = process_image(sku="SKU-P1", image_url=photo_url, sha256=SHA)
     assert again["status"] == "DONE" and again["jobId"] == result["jobId"]
     assert [m.id for m in shop.gallery(product_id)] == gallery  # a replay adds nothing
     replay = json.loads(_publish_row(str(again["jobId"])).details or "{}")
@@ -102,10 +93,12 @@ def test_published_job_records_product_and_media_ids(cdn, shop, packshot_env: Pa
     assert STATIC_TOKEN not in preview.output
 
 
-def test_sku_missing_in_shopify_fails_the_job_at_publish(cdn, shop, packshot_env: Path) -> None:
+def test_sku_missing_in_shopify_fails_the_job_at_publish(
+    photo_url, shop, packshot_env: Path
+) -> None:
     shop.add_product("Someone else's", "SKU-P20")  # the fuzzy search finds it: not ours
     with pytest.raises(Exception, match="publish: PublishError: product not found in Shopify"):
-        process_image(sku="SKU-P2", image_url=cdn, sha256=SHA)
+        process_image(sku="SKU-P2", image_url=photo_url, sha256=SHA)
     with session_scope(get_settings().database_url) as session:
         job = session.exec(select(Job).where(Job.sku == "SKU-P2")).one()
     assert (job.status, job.error_step, job.error_type) == ("FAILED", "publish", "PublishError")
@@ -117,7 +110,7 @@ def test_sku_missing_in_shopify_fails_the_job_at_publish(cdn, shop, packshot_env
     assert _manifest(packshot_env, "SKU-P2")[1]["shopify"] is None
 
 
-def test_a_held_job_reaches_the_shop_only_once_approved(cdn, shop, monkeypatch) -> None:
+def test_a_held_job_reaches_the_shop_only_once_approved(photo_url, shop, monkeypatch) -> None:
     from core import review
 
     # The drawn bottle covers a fifth of the photo; demanding half holds it for review.
@@ -126,8 +119,8 @@ def test_a_held_job_reaches_the_shop_only_once_approved(cdn, shop, monkeypatch) 
     get_settings.cache_clear()
     product_id, _ = shop.add_product("Held Bottle", "SKU-H1")
     rejected_id, _ = shop.add_product("Rejected Bottle", "SKU-H2")
-    held = process_image(sku="SKU-H1", image_url=cdn, sha256=SHA)
-    other = process_image(sku="SKU-H2", image_url=cdn, sha256=SHA)
+    held = process_image(sku="SKU-H1", image_url=photo_url, sha256=SHA)
+    other = process_image(sku="SKU-H2", image_url=photo_url, sha256=SHA)
     assert held["status"] == other["status"] == "NEEDS_REVIEW"
     assert shop.gallery(product_id) == [] and shop.gallery(rejected_id) == []
 

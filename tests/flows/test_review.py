@@ -30,21 +30,12 @@ from deployments.cli import app
 from flows.process_image import process_image
 from flows.trigger import PROCESS_IMAGE_DEPLOYMENT, JobRef, trigger_job_sync
 from tests.helpers.deployed import deploy, stand_in_worker
-from tests.helpers.http_server import Reply, Script, serve
 from tests.helpers.images import jpeg_bytes, product_photo
 
 pytestmark = pytest.mark.xdist_group("prefect")
 
 PHOTO = jpeg_bytes(product_photo())
 SHA = hashlib.sha256(PHOTO).hexdigest()
-
-
-@pytest.fixture
-def photo_url():
-    script = Script()
-    script.add("/media/photo.jpg", Reply(200, PHOTO, {"content-type": "image/jpeg"}))
-    with serve(script) as base:
-        yield f"{base}/media/photo.jpg"
 
 
 def _review(monkeypatch: pytest.MonkeyPatch, mode: str, *, strict: bool = True) -> None:
