@@ -41,7 +41,9 @@ __all__ = [
     "AssetRecord",
     "Enqueued",
     "advance_status",
+    "claim_dispatch",
     "claim_next_dispatch",
+    "count_due_dispatch",
     "count_pending_dispatch",
     "enqueue_job",
     "fail_job",
@@ -53,6 +55,7 @@ __all__ = [
     "list_steps",
     "mark_dispatch_failed",
     "mark_dispatched",
+    "mark_waiting_dispatched",
     "record_assets",
     "reset_for_rerun",
     "set_flow_run",
@@ -219,24 +222,39 @@ def set_flow_run(session: Session, *, job_id: uuid.UUID, flow_run_id: str) -> No
 
 
 def claim_next_dispatch(session: Session, *, now: datetime | None = None) -> Job | None:
-    """The oldest job waiting for its flow run whose retry time has come, or None.
+    """The oldest job waiting for its flow run whose retry time has come, or None."""
+    claimed = claim_dispatch(session, limit=1, now=now)
+    return claimed[0] if claimed else None
 
-    On PostgreSQL the row stays locked (``FOR UPDATE SKIP LOCKED``) until the session's
+
+def claim_dispatch(session: Session, *, limit: int, now: datetime | None = None) -> list[Job]:
+    """Up to ``limit`` jobs waiting for their flow run whose retry time has come, oldest first.
+
+    On PostgreSQL the rows stay locked (``FOR UPDATE SKIP LOCKED``) until the session's
     transaction ends, so several dispatchers never work on the same job; SQLite ignores the
     clause (one dispatcher per SQLite database).
     """
-    moment = now or _now()
     query = (
         select(Job)
-        .where(
-            col(Job.dispatch_pending) == true(),
-            or_(col(Job.dispatch_next_at).is_(None), col(Job.dispatch_next_at) <= moment),
-        )
+        .where(*_due(now or _now()))
         .order_by(col(Job.created_at), col(Job.id))
-        .limit(1)
+        .limit(limit)
         .with_for_update(skip_locked=True)
     )
-    return session.exec(query).first()
+    return list(session.exec(query).all())
+
+
+def count_due_dispatch(session: Session, *, now: datetime | None = None) -> int:
+    """How many jobs wait for their flow run and may be dispatched now."""
+    query = select(func.count()).select_from(Job).where(*_due(now or _now()))
+    return int(session.exec(query).one())
+
+
+def _due(moment: datetime) -> tuple[Any, ...]:
+    return (
+        col(Job.dispatch_pending) == true(),
+        or_(col(Job.dispatch_next_at).is_(None), col(Job.dispatch_next_at) <= moment),
+    )
 
 
 def mark_dispatched(session: Session, *, job_id: uuid.UUID, flow_run_id: str) -> Job:
@@ -249,6 +267,25 @@ def mark_dispatched(session: Session, *, job_id: uuid.UUID, flow_run_id: str) ->
     job.dispatch_next_at = None
     job.dispatched_at = job.updated_at = _now()
     return job
+
+
+def mark_waiting_dispatched(
+    session: Session, *, job_ids: list[uuid.UUID], flow_run_id: str
+) -> list[uuid.UUID]:
+    """The run carrying ``job_ids`` exists: those still waiting leave the outbox.
+
+    Returns the ids recorded, in the given order; rows another dispatcher holds are skipped.
+    """
+    query = (
+        select(Job)
+        .where(col(Job.id).in_(job_ids), col(Job.dispatch_pending) == true())
+        .with_for_update(skip_locked=True)
+    )
+    waiting = {job.id for job in session.exec(query).all()}
+    recorded = [job_id for job_id in job_ids if job_id in waiting]
+    for job_id in recorded:
+        mark_dispatched(session, job_id=job_id, flow_run_id=flow_run_id)
+    return recorded
 
 
 def mark_dispatch_failed(

@@ -181,6 +181,20 @@ class Settings(BaseSettings):
     dispatch_poll_s: float = Field(
         1.0, gt=0, le=60, description="How often an idle dispatcher looks for waiting jobs."
     )
+    dispatch_batch_max: int = Field(
+        6,
+        ge=1,
+        le=50,
+        description="Most photos one flow run carries when several wait (a burst pays one "
+        "process start per batch; a photo alone is dispatched alone). 1 turns batching off.",
+    )
+    dispatch_spread: int | None = Field(
+        None,
+        ge=1,
+        le=1000,
+        description="Flow runs a burst is shared among: the flow runs the work pool runs at "
+        "once. Default: PACKSHOT_WORKERS × PACKSHOT_WORKER_LIMIT of this stack.",
+    )
     dashboard_port: _Port = Field(8501, description="Port of the dashboard.")
     dashboard_password: SecretStr | None = Field(
         None,

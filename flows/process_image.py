@@ -15,6 +15,7 @@ from typing import Literal
 
 from prefect import flow, unmapped
 from prefect.artifacts import create_markdown_artifact
+from prefect.context import FlowRunContext
 from prefect.flow_runs import suspend_flow_run
 from prefect.futures import wait
 from prefect.input import RunInput
@@ -220,12 +221,22 @@ def _decided_in_prefect(ctx: JobContext) -> bool:
     again, walks the stored steps, and ``suspend_flow_run`` hands over the input, which is
     recorded on the job like any decision. (``packshot review`` and the dashboard record the
     decision on the job first and then resume the run, which then is not held at all.) A run
-    outside a deployment (``packshot process``) ends here, the job held.
+    outside a deployment (``packshot process``), or a subflow of a batch (Prefect suspends
+    whole runs only), ends here, the job held.
     """
-    if deployment.get_id() is None:
+    if deployment.get_id() is None or _is_subflow():
         return False
     answer = suspend_flow_run(wait_for_input=ReviewInput, key="review", timeout=None)
     return jobstate.record_decision(ctx, answer.decision, answer.by, answer.reason)
+
+
+def _is_subflow() -> bool:
+    context = FlowRunContext.get()
+    return (
+        context is not None
+        and context.flow_run is not None
+        and (context.flow_run.parent_task_run_id is not None)
+    )
 
 
 def _publish_artifacts(result: JobView, events: list[CausedEvent]) -> None:

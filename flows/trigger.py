@@ -13,6 +13,7 @@ recovery, and a FAILED job delivered again one new key per delivery.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from core.tables import JobBase, RowModel
@@ -22,12 +23,15 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BACKFILL_DEPLOYMENT",
+    "PROCESS_BATCH_DEPLOYMENT",
     "PROCESS_IMAGE_DEPLOYMENT",
     "JobRef",
     "after_decision",
+    "batch_key",
     "dispatch_key",
     "rerun_key",
     "suspended_run",
+    "trigger_batch",
     "trigger_job",
     "trigger_job_sync",
 ]
@@ -35,6 +39,7 @@ __all__ = [
 # Must match prefect.yaml: "<flow name>/<deployment name>".
 PROCESS_IMAGE_DEPLOYMENT = "process-image/default"
 BACKFILL_DEPLOYMENT = "backfill/default"
+PROCESS_BATCH_DEPLOYMENT = "process-batch/default"
 
 
 class JobRef(RowModel, JobBase):
@@ -105,6 +110,42 @@ async def trigger_job(
         tags=["packshot", f"sku:{job.sku}", f"theme:{job.theme}"],
     )
     return str(run.id)
+
+
+def batch_key(jobs: Sequence[JobRef]) -> str:
+    """Idempotency key of a run carrying ``jobs``: the dispatch key of the oldest one.
+
+    A dispatcher that created the run but crashed before recording it claims the same oldest
+    job first next time, and Prefect hands back the run it already has.
+    """
+    return f"batch:{dispatch_key(jobs[0])}"
+
+
+async def trigger_batch(
+    jobs: Sequence[JobRef],
+    *,
+    client: PrefectClient | None = None,
+    deployment: str = PROCESS_BATCH_DEPLOYMENT,
+) -> tuple[str, list[uuid.UUID]]:
+    """Create one flow run that processes ``jobs`` one after the other, each as its own subflow.
+
+    Returns the run's id and the ids of the jobs it carries, read from the run itself: a run
+    found by its idempotency key carries the jobs it was created with, which may differ from
+    ``jobs``; only those may be recorded as dispatched.
+    """
+    from prefect.deployments import arun_deployment
+
+    run = await arun_deployment(
+        deployment,
+        client=client,
+        parameters={"jobs": [job.parameters() for job in jobs]},
+        idempotency_key=batch_key(jobs),
+        timeout=0,
+        as_subflow=False,
+        tags=["packshot", "batch"],
+    )
+    carried = [uuid.UUID(str(item["job_id"])) for item in run.parameters.get("jobs", [])]
+    return str(run.id), carried
 
 
 def trigger_job_sync(

@@ -1,15 +1,24 @@
-"""The outbox dispatcher: creates the flow run of every job the webhook accepted, one at a time.
+"""The outbox dispatcher: creates the flow runs of the jobs the webhook accepted, one at a time.
 
 The job row is the outbox. The webhook commits a job with ``dispatch_pending`` set and answers
 202; this loop picks waiting jobs oldest first, calls ``flows.trigger.trigger_job`` (one
 reused Prefect client, ``timeout=0``, idempotency key = the job id) and records the flow run id.
+
+A job found alone gets its own ``process-image`` run at once. When several wait (a burst), the
+loop gives a batch of them to one ``process-batch`` run (``flows/batch.py``), which runs each as
+its own subflow and so pays a flow-run process start once per batch instead of once per photo.
+The batch size is the backlog seen when the burst began, shared among the flow runs the work
+pool runs at once (``PACKSHOT_DISPATCH_SPREAD``), at most ``PACKSHOT_DISPATCH_BATCH_MAX``.
 Nothing is kept in memory that a restart could lose:
 
 - Prefect unreachable, 5xx, or the deployment missing: the job stays waiting (attempt count and
   last error kept) and the loop backs off (exponential, capped, jittered) before trying again.
   Other failures concern one job: it is retried later, and the jobs behind it go on.
 - A crash after Prefect created the run but before it was recorded: the next attempt sends the
-  same permanent idempotency key and Prefect answers with the run it already has.
+  same permanent idempotency key and Prefect answers with the run it already has (a batch's key
+  is its oldest job's; the jobs the found run carries are recorded). Should the backlog
+  have changed so that the job now goes alone instead of in a batch (or the reverse), it is
+  processed twice; every step skips stored outputs, so that costs time, not correctness.
 - On PostgreSQL a claimed job stays locked (``FOR UPDATE SKIP LOCKED``) while its run is being
   created, so several webhook replicas can each run a dispatcher. On SQLite run one dispatcher per
   database (a second one would only repeat calls, which the idempotency key makes harmless).
@@ -22,9 +31,11 @@ or alone with ``run_dispatcher``.
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import TracebackType
@@ -38,7 +49,13 @@ from core.db import get_engine, is_transient_db_error, upgrade_schema
 from core.settings import Settings
 from core.tables import utcnow
 from core.urls import redact_urls
-from flows.trigger import PROCESS_IMAGE_DEPLOYMENT, JobRef, trigger_job
+from flows.trigger import (
+    PROCESS_BATCH_DEPLOYMENT,
+    PROCESS_IMAGE_DEPLOYMENT,
+    JobRef,
+    trigger_batch,
+    trigger_job,
+)
 from webhook.db import DbRunner
 from webhook.logs import get_logger
 
@@ -61,6 +78,8 @@ log = get_logger("packshot.webhook.dispatcher")
 _CALL_TIMEOUT_S = 30.0
 _BACKOFF_BASE_S = 0.5
 _JOB_BACKOFF_MAX_S = 600.0
+# After Prefect said the batch deployment does not exist, send one photo per run this long.
+_BATCH_OFF_S = 300.0
 
 
 def _preload_prefect() -> None:
@@ -104,19 +123,30 @@ def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, httpx.TransportError | OSError | TimeoutError)
 
 
+def _is_missing_deployment(exc: BaseException) -> bool:
+    from prefect.exceptions import ObjectNotFound
+
+    return isinstance(exc, ObjectNotFound)
+
+
 @dataclass(frozen=True)
 class DispatchResult:
-    """What one attempt did."""
+    """What one attempt did: one flow run for ``job_ids`` (one job, or a batch)."""
 
-    job_id: uuid.UUID
+    job_ids: tuple[uuid.UUID, ...]
     flow_run_id: str | None = None
     error: str | None = None
     transient: bool = False
     ms: float = 0.0
 
     @property
+    def job_id(self) -> uuid.UUID:
+        """The oldest job of the attempt (the only one unless it was a batch)."""
+        return self.job_ids[0]
+
+    @property
     def ok(self) -> bool:
-        """The flow run exists and is recorded on the job."""
+        """The flow run exists and is recorded on its jobs."""
         return self.flow_run_id is not None
 
 
@@ -130,31 +160,54 @@ class _Status:
     retry_at: float | None = None
 
 
-def _claim(url: str) -> tuple[Session, JobRef, int] | None:
+@dataclass
+class _Claim:
+    """Jobs claimed for one flow run; on PostgreSQL their rows stay locked until recorded."""
+
+    session: Session
+    refs: list[JobRef]
+    attempts: list[int]
+
+
+def _claim(url: str, size_for: Callable[[int], int]) -> _Claim | None:
+    """Claim the next jobs to dispatch; ``size_for(waiting)`` says how many to take."""
     session = Session(get_engine(url), expire_on_commit=False)
     try:
-        job = jobs.claim_next_dispatch(session)
+        waiting = jobs.count_due_dispatch(session)
+        found = jobs.claim_dispatch(session, limit=size_for(waiting)) if waiting else []
     except BaseException:
         session.close()
         raise
-    if job is None:
+    if not found:
         session.close()
         return None
-    return session, JobRef.model_validate(job), job.dispatch_attempts
+    refs = [JobRef.model_validate(job) for job in found]
+    return _Claim(session, refs, [job.dispatch_attempts for job in found])
 
 
-def _record_success(session: Session, job_id: uuid.UUID, flow_run_id: str) -> None:
+def _record_success(
+    session: Session, job_ids: list[uuid.UUID], flow_run_id: str
+) -> list[uuid.UUID]:
+    """Record the run on the jobs it carries that still wait; returns them. Claimed jobs it
+    does not carry stay waiting (their locks end here)."""
     with session:
-        jobs.mark_dispatched(session, job_id=job_id, flow_run_id=flow_run_id)
+        recorded = jobs.mark_waiting_dispatched(session, job_ids=job_ids, flow_run_id=flow_run_id)
         session.commit()
+    return recorded
 
 
 def _record_failure(
-    session: Session, job_id: uuid.UUID, error: str, retry_at: datetime | None
+    session: Session, job_ids: list[uuid.UUID], error: str, retry_at: datetime | None
 ) -> None:
     with session:
-        jobs.mark_dispatch_failed(session, job_id=job_id, error=error, retry_at=retry_at)
+        for job_id in job_ids:
+            jobs.mark_dispatch_failed(session, job_id=job_id, error=error, retry_at=retry_at)
         session.commit()
+
+
+def _release(session: Session) -> None:
+    with session:
+        session.rollback()
 
 
 def _backlog(url: str) -> int:
@@ -175,11 +228,16 @@ class Dispatcher:
         db: DbRunner | None = None,
         api_url: str | None = None,
         deployment: str = PROCESS_IMAGE_DEPLOYMENT,
+        batch_deployment: str = PROCESS_BATCH_DEPLOYMENT,
         client_retries: int = 1,
         rng: random.Random | None = None,
     ) -> None:
         self.settings = settings
         self.deployment = deployment
+        self.batch_deployment = batch_deployment
+        self.spread = settings.dispatch_spread or settings.workers * settings.worker_limit
+        self._burst_size = 1
+        self._batch_off_until = 0.0
         self.api_url = api_url or prefect_api_url(settings)
         self._db = db or DbRunner(settings.database_url)
         self._owns_db = db is None
@@ -232,71 +290,102 @@ class Dispatcher:
             "retryInS": retry_in,
         }
 
-    async def _trigger(self, ref: JobRef) -> str:
+    def batch_size(self, waiting: int) -> int:
+        """How many of ``waiting`` jobs the next flow run carries.
+
+        One alone goes alone, at once. In a burst, the backlog seen when it began is shared
+        among ``spread`` runs (each at most ``dispatch_batch_max`` photos); the size is kept
+        while the backlog drains, so a burst of 11 on 2 slots becomes 6 + 5, not 6 + 3 + 1 + 1.
+        """
+        if waiting <= 1 or time.monotonic() < self._batch_off_until:
+            self._burst_size = 1
+            return 1
+        wanted = min(self.settings.dispatch_batch_max, math.ceil(waiting / self.spread))
+        self._burst_size = max(self._burst_size, wanted)
+        return min(self._burst_size, waiting)
+
+    async def _trigger(self, refs: list[JobRef]) -> tuple[str, list[uuid.UUID]]:
+        """Create the run for ``refs``: the job's own, or a batch; returns it and its jobs."""
         if self._client is None:
             raise RuntimeError("use the dispatcher as `async with Dispatcher(...)`")
-        return await asyncio.wait_for(
-            trigger_job(ref, client=self._client, deployment=self.deployment),
-            timeout=_CALL_TIMEOUT_S,
-        )
+        if len(refs) == 1:
+            call = trigger_job(refs[0], client=self._client, deployment=self.deployment)
+            return await asyncio.wait_for(call, timeout=_CALL_TIMEOUT_S), [refs[0].id]
+        batch = trigger_batch(refs, client=self._client, deployment=self.batch_deployment)
+        return await asyncio.wait_for(batch, timeout=_CALL_TIMEOUT_S)
 
     async def run_once(self) -> DispatchResult | None:
-        """Create the flow run of the oldest waiting job; None when no job is due."""
+        """Create the flow run of the oldest waiting job (or batch); None when none is due."""
         self._wake.clear()
-        claim = await self._db.run(_claim, self._db.url)
+        claim = await self._db.run(_claim, self._db.url, self.batch_size)
         if claim is None:
             return None
-        session, ref, attempts = claim
+        claimed = [ref.id for ref in claim.refs]
         started = time.perf_counter()
         try:
-            flow_run_id = await self._trigger(ref)
-        except Exception as exc:  # noqa: BLE001  (every failure keeps the job waiting)
-            return await self._failed(session, ref, attempts, exc, started)
+            flow_run_id, carried = await self._trigger(claim.refs)
+        except Exception as exc:  # noqa: BLE001  (every failure keeps the jobs waiting)
+            if len(claim.refs) > 1 and _is_missing_deployment(exc):
+                return await self._without_batches(claim)
+            return await self._failed(claim, exc, started)
         except BaseException:
-            session.close()  # cancelled: roll back, the job stays waiting
+            claim.session.close()  # cancelled: roll back, the jobs stay waiting
             raise
-        await self._db.run(_record_success, session, ref.id, flow_run_id)
+        recorded = await self._db.run(_record_success, claim.session, carried, flow_run_id)
         ms = round((time.perf_counter() - started) * 1000, 1)
-        self._succeeded()
+        self._succeeded(len(recorded))
         log.info(
             "dispatch.created",
-            job_id=str(ref.id),
+            job_id=str(claimed[0]),
+            jobs=len(recorded),
             flow_run_id=flow_run_id,
-            attempt=attempts + 1,
+            attempt=claim.attempts[0] + 1,
             ms=ms,
         )
-        return DispatchResult(job_id=ref.id, flow_run_id=flow_run_id, ms=ms)
+        return DispatchResult(job_ids=tuple(recorded), flow_run_id=flow_run_id, ms=ms)
 
-    def _succeeded(self) -> None:
+    async def _without_batches(self, claim: _Claim) -> DispatchResult | None:
+        """The batch deployment is missing (a server deployed before it existed): for a while,
+        every job gets its own run, and these jobs are claimed again at once."""
+        await self._db.run(_release, claim.session)
+        self._batch_off_until = time.monotonic() + _BATCH_OFF_S
+        log.warning(
+            "dispatch.batch_missing",
+            deployment=self.batch_deployment,
+            hint="deploy it (packshot up, or prefect deploy --all); one photo per run meanwhile",
+        )
+        return await self.run_once()
+
+    def _succeeded(self, count: int) -> None:
         s = self._status
         if s.consecutive_failures:
             log.info("dispatch.recovered", after_failures=s.consecutive_failures)
-        s.dispatched += 1
+        s.dispatched += count
         s.consecutive_failures = 0
         s.last_error = None
         s.retry_at = None
         s.last_dispatch_at = utcnow()
 
-    async def _failed(
-        self, session: Session, ref: JobRef, attempts: int, exc: Exception, started: float
-    ) -> DispatchResult:
+    async def _failed(self, claim: _Claim, exc: Exception, started: float) -> DispatchResult:
         transient = is_transient(exc)
         error = redact_urls(f"{type(exc).__name__}: {exc}")[:500]
         retry_at = None
         if not transient:
-            delay = backoff_delay(attempts + 1, cap=_JOB_BACKOFF_MAX_S, rng=self._rng)
+            delay = backoff_delay(claim.attempts[0] + 1, cap=_JOB_BACKOFF_MAX_S, rng=self._rng)
             retry_at = utcnow() + timedelta(seconds=delay)
-        await self._db.run(_record_failure, session, ref.id, error, retry_at)
+        job_ids = [ref.id for ref in claim.refs]
+        await self._db.run(_record_failure, claim.session, job_ids, error, retry_at)
         self._status.last_error = error
         log.warning(
             "dispatch.failed",
-            job_id=str(ref.id),
-            attempt=attempts + 1,
+            job_id=str(job_ids[0]),
+            jobs=len(job_ids),
+            attempt=claim.attempts[0] + 1,
             transient=transient,
             error=error,
         )
         ms = round((time.perf_counter() - started) * 1000, 1)
-        return DispatchResult(job_id=ref.id, error=error, transient=transient, ms=ms)
+        return DispatchResult(job_ids=tuple(job_ids), error=error, transient=transient, ms=ms)
 
     async def _pause(self, seconds: float, stop: asyncio.Event, *, wake: bool) -> None:
         """Sleep ``seconds``, or less when stopping (or, if ``wake``, when a job arrives)."""

@@ -11,6 +11,10 @@ run from Prefect (one API call per 200 jobs) and:
 - Failed or Cancelled while the job row still says otherwise (the run died before it could
   write it, or never started the job): the job is FAILED with the run's message.
 
+A photo of a batch (``flows/batch.py``) records its own subflow run on the job. If the batch's
+process dies, Prefect marks the batch run Crashed but leaves the open subflow as it was; such a
+subflow is judged by the state of the batch run that carries it.
+
 Every change is made under a row lock and only if the job still waits on that run, so several
 webhook replicas may run this loop at once.
 """
@@ -99,6 +103,15 @@ def _apply(url: str, job: _InFlight, run: FlowRun, reruns: int) -> str | None:
     return action if done else None
 
 
+def _ended(run: FlowRun) -> bool:
+    return run.state is not None and run.state.is_final()
+
+
+def _ended_badly(run: FlowRun) -> bool:
+    state = run.state
+    return state is not None and (state.is_crashed() or state.is_failed() or state.is_cancelled())
+
+
 class Recovery:
     """Finds in-flight jobs whose run ended badly; ``run`` loops, ``run_once`` is one round."""
 
@@ -119,6 +132,29 @@ class Recovery:
             found.update({str(run.id): run for run in page})
         return found
 
+    async def _carriers(self, runs: dict[str, FlowRun]) -> dict[str, FlowRun]:
+        """Subflow run id → the run carrying it, for the subflows that have not ended."""
+        from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterId
+
+        parents = {
+            run_id: run.parent_task_run_id
+            for run_id, run in runs.items()
+            if run.parent_task_run_id is not None and not _ended(run)
+        }
+        if not parents:
+            return {}
+        wanted = list(set(parents.values()))
+        task_runs = await self._client.read_task_runs(
+            task_run_filter=TaskRunFilter(id=TaskRunFilterId(any_=wanted)), limit=len(wanted)
+        )
+        flow_of = {task_run.id: str(task_run.flow_run_id) for task_run in task_runs}
+        carriers = await self._runs(sorted(set(flow_of.values())))
+        return {
+            run_id: carriers[flow_of[parent]]
+            for run_id, parent in parents.items()
+            if flow_of.get(parent) in carriers
+        }
+
     async def run_once(self) -> RecoveryRound:
         """One round: read the runs of in-flight jobs, act on those that ended badly."""
         result = RecoveryRound()
@@ -126,11 +162,13 @@ class Recovery:
         if not jobs:
             return result
         runs = await self._runs([job.flow_run_id for job in jobs])
+        carriers = await self._carriers(runs)
         for job in jobs:
             run = runs.get(job.flow_run_id)
             if run is None or run.state is None:
                 continue
-            if not (run.state.is_crashed() or run.state.is_failed() or run.state.is_cancelled()):
+            run = carriers.get(job.flow_run_id, run)
+            if not _ended_badly(run):
                 continue
             action = await self._db.run(_apply, self._db.url, job, run, self.settings.crash_reruns)
             if action is not None:

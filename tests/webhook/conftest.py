@@ -112,12 +112,17 @@ def serve_app(settings: Settings) -> Iterator[LiveApp]:
 
 
 def make_settings(**overrides: Any) -> Settings:
-    """Settings of the test's own PACKSHOT_HOME, with a secret and a fast-retrying dispatcher."""
+    """Settings of the test's own PACKSHOT_HOME, with a secret and a fast-retrying dispatcher.
+
+    One flow run per job, as the outbox tests count runs by job id; the batch tests ask for
+    batches (``dispatch_batch_max``).
+    """
     values: dict[str, Any] = {
         "webhook_secret": SECRET,
         "dispatcher_enabled": False,
         "dispatch_backoff_max_s": 0.3,
         "dispatch_poll_s": 0.1,
+        "dispatch_batch_max": 1,
     }
     values.update(overrides)
     api_url = values.pop("prefect_api_url", None)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import uuid
+from typing import Any
 
 import pytest
 from sqlmodel import Session, select
@@ -191,3 +192,58 @@ def _two_replicas(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
     assert second == RecoveryRound()  # it saw the job in flight, but could not take its row
     job = _job(settings, job_id)
     assert job.recoveries == 1 and job.dispatch_pending
+
+
+async def _subflow_of_a_batch() -> tuple[str, str]:
+    """A batch run with one photo's subflow running in it: (batch run id, subflow run id)."""
+    from prefect import get_client
+    from prefect.client.schemas.objects import TaskRun
+    from prefect.states import Running
+
+    async with get_client() as client:
+        batch = await client.create_flow_run_from_deployment(
+            await _deployment_id(client, "process-image/default"), state=Running()
+        )
+        parent: TaskRun = await client.create_task_run(
+            task=_tracking_task(), flow_run_id=batch.id, dynamic_key="0", state=Running()
+        )
+        flow = await client.read_flow(batch.flow_id)
+        sub = await client.create_flow_run(
+            flow=_named_flow(flow.name), parent_task_run_id=parent.id, state=Running()
+        )
+    return str(batch.id), str(sub.id)
+
+
+async def _deployment_id(client: Any, name: str) -> uuid.UUID:
+    return (await client.read_deployment_by_name(name)).id
+
+
+def _tracking_task() -> Any:
+    from prefect import task
+
+    return task(name="process-image")(lambda: None)
+
+
+def _named_flow(name: str) -> Any:
+    from prefect import flow
+
+    return flow(name=name)(lambda: None)
+
+
+def test_a_photo_whose_batch_run_crashed_is_run_again(
+    prefect_server: str, deployment_id: uuid.UUID, db_url: str
+) -> None:
+    """The batch's process died: the batch run is Crashed, the photo's subflow still Running."""
+    settings = _settings(prefect_server, db_url)
+    job_id = _enqueue(settings, 430)
+    batch, sub = asyncio.run(_subflow_of_a_batch())
+    with session_scope(settings.database_url) as session:
+        jobs.mark_dispatched(session, job_id=job_id, flow_run_id=batch)
+        jobs.start_job(session, job_id=job_id, flow_run_id=sub)  # the subflow opened the job
+    assert asyncio.run(_recover(settings)) == RecoveryRound()  # the batch still runs
+
+    asyncio.run(_force(batch, "crashed", "worker machine lost"))
+    assert asyncio.run(_recover(settings)).requeued == [job_id]
+    job = _job(settings, job_id)
+    assert job.dispatch_pending and job.recoveries == 1
+    assert "crashed: worker machine lost" in (job.dispatch_error or "")
