@@ -1,4 +1,4 @@
-"""Throughput of the whole site: images per minute for 1 and 2 workers, embedded and production.
+"""Throughput of the whole site: images per minute, the machine's share in steps, batching.
 
 For each profile and worker count a fresh site is started the way operators start one
 (``tests/helpers/site.py``: ``packshot up`` in-process; production = Prefect and the job
@@ -22,11 +22,24 @@ embedded) are measured in the same run.
 
     .venv/bin/python benchmarks/throughput.py [--images 12] [--profiles embedded,production]
         [--workers 1,2]
+
+``--bursts 12,40`` measures instead what batching does, on the site ``packshot up`` starts
+(embedded, one worker running ``--limit`` flow runs at once): for each burst size, with the
+dispatcher's batches (``PACKSHOT_DISPATCH_BATCH_MAX``, default 6) and, as the reference measured
+in the same run, with one flow run per photo (batch size 1):
+
+    share in steps  Σ per photo of the time some step of it ran (union of its step intervals)
+                    / (burst wall time × cores): how much of the machine went into the pipeline
+    images/min      burst size / burst wall time
+    runs            flow runs the burst became (batches plus photos sent alone)
+
+    .venv/bin/python benchmarks/throughput.py --bursts 12,40 [--batch-max 6] [--limit 2]
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import statistics
 import sys
@@ -220,28 +233,160 @@ def _per_image(site: Site, ids: list[str]) -> tuple[float, float]:
     starts = _pending_to_running(
         site.stack.api_url, site.stack.auth, [str(r[-1].id) for r in runs.values()]
     )
-    return statistics.median(overheads), statistics.median(starts)
+    return statistics.median(overheads), statistics.median(starts) if starts else 0.0
+
+
+def _steps_s(site: Site, ids: list[str]) -> float:
+    """Σ over ``ids`` of the seconds in which some step of that photo ran."""
+    from sqlmodel import Session, col, select
+
+    from core.db import get_engine
+    from core.tables import JobStep
+
+    with Session(get_engine(site.settings.database_url)) as session:
+        rows = session.exec(
+            select(JobStep).where(col(JobStep.job_id).in_([uuid.UUID(i) for i in ids]))
+        ).all()
+    spans: dict[str, list[tuple[float, float]]] = {}
+    for row in rows:
+        if row.started_at and row.finished_at:
+            begin, end = row.started_at.timestamp(), row.finished_at.timestamp()
+            spans.setdefault(str(row.job_id), []).append((begin, end))
+    return sum(_union_s(found) for found in spans.values())
+
+
+def _sample_photo(site: Site, n: int) -> tuple[str, str]:
+    """The demo's sample photos in turn, each copy made unique (a JPEG comment), on the CDN.
+
+    Real photos (0.3–1.7 MP): a drawn test photo is so cheap to process that the fixed cost
+    of a run would dominate any burst. The comment changes the bytes, not the pixels, so no
+    copy reuses another's stored original or cut-out.
+    """
+    from deployments.demo import SAMPLES
+
+    files = sorted(SAMPLES.glob("*.jpg"))
+    data = files[n % len(files)].read_bytes()
+    comment = f"burst photo {n}".encode()
+    unique = data[:2] + b"\xff\xfe" + (len(comment) + 2).to_bytes(2, "big") + comment + data[2:]
+    name = f"sample-{n}.jpg"
+    (site.cdn_dir / name).write_bytes(unique)
+    return f"{site.cdn_url}/{name}", hashlib.sha256(unique).hexdigest()
+
+
+def _burst(site: Site, size: int, offset: int) -> dict[str, float]:
+    """Post ``size`` webhooks at once and wait for every job: share in steps, rate, runs."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    photos = [_sample_photo(site, offset + n) for n in range(size)]  # before the clock starts
+    groups = {s.name: s.process.pid for s in site.stack.services if s.process is not None}
+    with Sampler(groups) as sampler:
+        started = time.time()
+        with ThreadPoolExecutor(max_workers=16) as pool:  # a burst: uploads arrive together
+            answers = pool.map(
+                lambda n: site.deliver(f"B-{offset + n}", offset + n, photo=photos[n]), range(size)
+            )
+            ids = [answer.json()["jobId"] for answer in answers]
+        jobs = site.wait_until_ended(ids, timeout=60 * size)
+    failed = [j.sku for j in jobs.values() if j.status != "DONE"]
+    if failed:
+        raise SystemExit(f"burst of {size}: jobs not DONE: {failed}")
+    wall = max(j.finished_at.timestamp() for j in jobs.values() if j.finished_at) - started
+    runs = {j.flow_run_id for j in jobs.values()}
+    carriers = _carrier_runs(site, [str(r) for r in runs if r])
+    cpu = " ".join(f"{k}={v / size:.2f}" for k, v in sorted(sampler.cpu.items()))
+    overhead, _ = _per_image(site, ids)
+    print(f"   CPU s per image: {cpu}; photo run wall − steps: {overhead:.2f} s", flush=True)
+    return {
+        "share": _steps_s(site, ids) / (wall * (os.cpu_count() or 1)),
+        "per_min": size / (wall / 60),
+        "runs": float(len(carriers)),
+    }
+
+
+def _carrier_runs(site: Site, run_ids: list[str]) -> set[str]:
+    """The top-level flow runs behind ``run_ids`` (a photo's subflow counts as its batch)."""
+    import asyncio
+
+    from prefect.client.orchestration import PrefectClient
+
+    async def read() -> set[str]:
+        found = set()
+        async with PrefectClient(site.stack.api_url, auth_string=site.stack.auth) as client:
+            for run_id in run_ids:
+                run = await client.read_flow_run(uuid.UUID(run_id))
+                if run.parent_task_run_id is None:
+                    found.add(run_id)
+                else:
+                    parent = await client.read_task_run(run.parent_task_run_id)
+                    found.add(str(parent.flow_run_id))
+        return found
+
+    return asyncio.run(read())
+
+
+def _bursts(sizes: list[int], batch_maxes: list[int], limit: int) -> None:
+    """Each burst size with each batch size, on a fresh embedded site per batch size."""
+    results: dict[tuple[int, int], dict[str, float]] = {}
+    offset = 5000
+    for batch_max in batch_maxes:
+        env = {"PACKSHOT_WORKER_LIMIT": str(limit), "PACKSHOT_DISPATCH_BATCH_MAX": str(batch_max)}
+        with (
+            tempfile.TemporaryDirectory(prefix="packshot-bursts-") as tmp,
+            production_site(Path(tmp), workers=1, embedded=True, env=env) as site,
+        ):
+            warm = site.deliver(f"WARM-{offset}", offset).json()["jobId"]
+            site.wait_until_ended([warm], timeout=300)
+            for size in sizes:
+                offset += size + 1
+                found = _burst(site, size, offset)
+                results[(batch_max, size)] = found
+                print(
+                    f"   batch ≤{batch_max}, burst {size}: {found['share']:.0%} of the machine "
+                    f"in steps, {found['per_min']:.1f} images/min, {found['runs']:.0f} flow runs",
+                    flush=True,
+                )
+    parts = []
+    for (batch_max, size), found in sorted(results.items()):
+        tag = f"b{batch_max}_burst{size}"
+        parts += [
+            f"{tag}_share={found['share']:.2f}",
+            f"{tag}_per_min={found['per_min']:.1f}",
+            f"{tag}_runs={found['runs']:.0f}",
+        ]
+    print("result: " + " ".join(parts))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--images", type=int, default=12, help="photos per burst")
+    parser.add_argument("--bursts", default="", help="burst sizes: measure batching instead")
+    parser.add_argument(
+        "--batch-max", default="6,1", help="with --bursts: batch sizes to compare (1 = none)"
+    )
     parser.add_argument("--profiles", default="embedded,production")
     parser.add_argument("--workers", default="1,2", help="worker counts to compare")
     parser.add_argument(
-        "--limit", type=int, default=1, help="flow runs at once per worker (1: a worker per core)"
+        "--limit",
+        type=int,
+        default=None,
+        help="flow runs at once per worker (default 1: a worker per core; with --bursts 2, "
+        "as packshot up runs)",
     )
     args = parser.parse_args()
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    if args.bursts:
+        sizes = [int(n) for n in args.bursts.split(",")]
+        _bursts(sizes, [int(n) for n in args.batch_max.split(",")], args.limit or 2)
+        return
     results = []
     offset = 1000
     for profile in args.profiles.split(","):
         for workers in (int(w) for w in args.workers.split(",")):
             print(
-                f"== {profile}, {workers} worker(s) × {args.limit} run(s), {args.images} images",
+                f"== {profile}, {workers} worker(s) × {args.limit or 1} run(s), {args.images} images",
                 flush=True,
             )
-            result = _run_config(profile, workers, args.images, offset, args.limit)
+            result = _run_config(profile, workers, args.images, offset, args.limit or 1)
             offset += args.images + 1
             results.append(result)
             cpu = " ".join(f"{k}={v:.1f}" for k, v in sorted(result["cpu"].items()))  # type: ignore[attr-defined]

@@ -188,6 +188,13 @@ class Settings(BaseSettings):
         description="Most photos one flow run carries when several wait (a burst pays one "
         "process start per batch; a photo alone is dispatched alone). 1 turns batching off.",
     )
+    dispatch_linger_s: float = Field(
+        0.2,
+        ge=0,
+        le=5,
+        description="How long an idle dispatcher waits after a job arrives for the rest of a "
+        "burst before creating runs (0: at once).",
+    )
     dispatch_spread: int | None = Field(
         None,
         ge=1,

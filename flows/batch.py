@@ -21,6 +21,7 @@ from collections import Counter
 
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
+from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 from pydantic import BaseModel
 
 from flows.process_image import process_image
@@ -49,9 +50,16 @@ def process_batch(jobs: list[CarriedJob]) -> dict[str, int]:
         jobs: the jobs to process, by id (the webhook's dispatcher fills this in).
     """
     outcomes: Counter[str] = Counter()
-    for job in jobs:
-        state = process_image(sku=job.sku, theme=job.theme, job_id=job.job_id, return_state=True)
-        outcomes[state.type.value.lower()] += 1
-        if not state.is_completed():
-            get_run_logger().warning("photo %s (job %s): %s", job.sku, job.job_id, state.message)
+    # The batch run's heartbeats speak for its photos (a dead machine crashes the batch run,
+    # and recovery judges each photo by it). A photo's own heartbeat thread would only make
+    # it wait up to a second at its end for that thread to stop.
+    with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+        for job in jobs:
+            state = process_image(
+                sku=job.sku, theme=job.theme, job_id=job.job_id, return_state=True
+            )
+            outcomes[state.type.value.lower()] += 1
+            if not state.is_completed():
+                logger = get_run_logger()
+                logger.warning("photo %s (job %s): %s", job.sku, job.job_id, state.message)
     return {"photos": len(jobs), **outcomes}

@@ -433,6 +433,10 @@ class Dispatcher:
                     status.consecutive_failures, status.last_error = 0, None
                 if result is None:
                     await self._pause(self.settings.dispatch_poll_s, stop, wake=True)
+                    if self._wake.is_set() and self.settings.dispatch_linger_s:
+                        # A job arrived at an idle dispatcher: a burst's next deliveries are
+                        # a few ms behind it; catch them, so the burst is shared out evenly.
+                        await self._pause(self.settings.dispatch_linger_s, stop, wake=False)
                 elif result.transient:
                     status.consecutive_failures += 1
                     await self._back_off(stop)

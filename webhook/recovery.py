@@ -13,7 +13,7 @@ run from Prefect (one API call per 200 jobs) and:
 
 A photo of a batch (``flows/batch.py``) records its own subflow run on the job. If the batch's
 process dies, Prefect marks the batch run Crashed but leaves the open subflow as it was; such a
-subflow is judged by the state of the batch run that carries it.
+subflow is judged by the state of the batch run that carries it, and marked Crashed once acted on.
 
 Every change is made under a row lock and only if the job still waits on that run, so several
 webhook replicas may run this loop at once.
@@ -180,7 +180,18 @@ class Recovery:
                     state=run.state.type.value,
                     recoveries=job.recoveries,
                 )
+                if job.flow_run_id in carriers:
+                    await self._end_orphan(job.flow_run_id, run)
         return result
+
+    async def _end_orphan(self, subflow_id: str, carrier: FlowRun) -> None:
+        """Show the photo's subflow as ended too: its process died with the batch run."""
+        from prefect.states import Crashed
+
+        message = f"its batch run {carrier.name} ended {carrier.state.type.value}"  # type: ignore[union-attr]
+        await self._client.set_flow_run_state(
+            uuid.UUID(subflow_id), Crashed(message=message), force=True
+        )
 
     async def run(self, stop: asyncio.Event, on_requeue: Callable[[], None] | None = None) -> None:
         """Round after round until ``stop``; Prefect or database trouble waits for the next.

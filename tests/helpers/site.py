@@ -66,9 +66,11 @@ class Site:
         (self.cdn_dir / name).write_bytes(data)
         return f"{self.cdn_url}/{name}", hashlib.sha256(data).hexdigest()
 
-    def deliver(self, sku: str, n: int, theme: str = "default") -> httpx.Response:
-        """POST the signed 3JMS event for photo ``n`` as ``sku``."""
-        url, sha = self.photo(n)
+    def deliver(
+        self, sku: str, n: int, theme: str = "default", photo: tuple[str, str] | None = None
+    ) -> httpx.Response:
+        """POST the signed 3JMS event for photo ``n`` as ``sku`` (``photo``: already on the CDN)."""
+        url, sha = photo or self.photo(n)
         body = json.dumps({"sku": sku, "imageUrl": url, "sha256": sha, "theme": theme}).encode()
         return self.http.post(
             f"{self.stack.webhook_url}/api/webhooks/3jms/images",

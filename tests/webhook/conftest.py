@@ -123,6 +123,7 @@ def make_settings(**overrides: Any) -> Settings:
         "dispatch_backoff_max_s": 0.3,
         "dispatch_poll_s": 0.1,
         "dispatch_batch_max": 1,
+        "dispatch_linger_s": 0.0,
     }
     values.update(overrides)
     api_url = values.pop("prefect_api_url", None)

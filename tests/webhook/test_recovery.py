@@ -247,3 +247,13 @@ def test_a_photo_whose_batch_run_crashed_is_run_again(
     job = _job(settings, job_id)
     assert job.dispatch_pending and job.recoveries == 1
     assert "crashed: worker machine lost" in (job.dispatch_error or "")
+    assert asyncio.run(_state_of(sub)) == "CRASHED"  # the orphaned subflow shows it too
+    assert asyncio.run(_recover(settings)) == RecoveryRound()
+
+
+async def _state_of(run_id: str) -> str:
+    from prefect import get_client
+
+    async with get_client() as client:
+        run = await client.read_flow_run(uuid.UUID(run_id))
+    return run.state.type.value  # type: ignore[union-attr]
