@@ -43,6 +43,8 @@ def main() -> None:
             "PACKSHOT_WEBHOOK_SECRET": "bench-" + os.urandom(8).hex(),
             "PACKSHOT_PREFECT_PORT": "4310",
             "PACKSHOT_WEBHOOK_PORT": "8310",
+            # Machine latency: a photo held for a person's review would wait for that person.
+            "PACKSHOT_REVIEW": "off",
         }
     )
     import httpx

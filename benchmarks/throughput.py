@@ -329,7 +329,11 @@ def _bursts(sizes: list[int], batch_maxes: list[int], limit: int) -> None:
     results: dict[tuple[int, int], dict[str, float]] = {}
     offset = 5000
     for batch_max in batch_maxes:
-        env = {"PACKSHOT_WORKER_LIMIT": str(limit), "PACKSHOT_DISPATCH_BATCH_MAX": str(batch_max)}
+        env = {
+            "PACKSHOT_WORKER_LIMIT": str(limit),
+            "PACKSHOT_DISPATCH_BATCH_MAX": str(batch_max),
+            "PACKSHOT_MASTER_SIZE": "1600",  # packshot up's default (the test site saves CPU)
+        }
         with (
             tempfile.TemporaryDirectory(prefix="packshot-bursts-") as tmp,
             production_site(Path(tmp), workers=1, embedded=True, env=env) as site,

@@ -173,13 +173,19 @@ class Settings(BaseSettings):
         "arrived (else 408 and the connection is closed).",
     )
     dispatcher_enabled: bool = Field(
-        True, description="Run the flow-run dispatcher inside the webhook process."
+        True,
+        description="Run the flow-run dispatcher (with crash recovery and the event sender) "
+        "inside the webhook process; `packshot up` runs them in a process of their own.",
     )
     dispatch_backoff_max_s: float = Field(
         30.0, gt=0, le=3600, description="Longest wait between dispatch retries (Prefect down)."
     )
     dispatch_poll_s: float = Field(
-        1.0, gt=0, le=60, description="How often an idle dispatcher looks for waiting jobs."
+        0.2,
+        gt=0,
+        le=60,
+        description="How often an idle dispatcher looks for waiting jobs (a dispatcher in the "
+        "webhook's process is also woken by each new job; one on its own relies on this).",
     )
     dispatch_batch_max: int = Field(
         6,
@@ -252,6 +258,13 @@ class Settings(BaseSettings):
         description="CPU niceness of the workers `packshot up` starts, inherited by their "
         "flow-run processes: on a shared machine the webhook and the Prefect server answer "
         "first while a burst keeps the pipeline busy (0: same priority).",
+    )
+    server_nice: int = Field(
+        5,
+        ge=0,
+        le=19,
+        description="CPU niceness of the Prefect server and the dispatcher `packshot up` "
+        "starts: below the webhook (0), above the workers, so deliveries are answered first.",
     )
     results_url: str | None = Field(
         None,

@@ -233,6 +233,18 @@ def webhook(
 
 
 @app.command()
+def dispatcher() -> None:
+    """Create the flow runs of accepted jobs, recover crashed runs and send events, in this
+    process (what `packshot up` runs beside the webhook); Ctrl-C stops it."""
+    import runpy
+
+    from deployments.prefect_env import apply_prefect_defaults
+
+    apply_prefect_defaults(_settings())
+    runpy.run_module("webhook.background", run_name="__main__")
+
+
+@app.command()
 def dashboard(
     port: Annotated[
         int | None, typer.Option(help="Port; PACKSHOT_DASHBOARD_PORT if unset.")

@@ -13,6 +13,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
+from core.priority import lower_priority
 from deployments.bringup import ROOT
 from deployments.prefect_env import answers_ok
 
@@ -80,8 +81,7 @@ class Service:
         if self.nice:
             # Set from here, not in the child (a pre-exec hook is unsafe with threads): the
             # child is still importing, long before it starts any flow run that inherits it.
-            current = os.getpriority(os.PRIO_PROCESS, self.process.pid)
-            os.setpriority(os.PRIO_PROCESS, self.process.pid, min(current + self.nice, 19))
+            lower_priority(self.process.pid, self.nice)
         self._pump = threading.Thread(target=self._relay, name=f"log-{self.name}", daemon=True)
         self._pump.start()
 

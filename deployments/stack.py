@@ -120,7 +120,7 @@ class Stack:
         if "worker" in wanted:
             services += [self._worker(n, workers, limit) for n in range(1, workers + 1)]
         if "webhook" in wanted and (ROOT / "webhook" / "app.py").exists():
-            services.append(self._webhook())
+            services += [self._webhook(), self._dispatcher()]
         if "dashboard" in wanted and (ROOT / "dashboard" / "streamlit_app.py").exists():
             services.append(self._dashboard())
         return services
@@ -135,7 +135,7 @@ class Stack:
         env = server_env(s, self.auth, self.ui_url)
         if s.prefect_database_url is not None:
             env["PREFECT_API_DATABASE_CONNECTION_URL"] = s.prefect_database_url.get_secret_value()
-        return Service("prefect", argv, f"{self.api_url}/health", env=env)
+        return Service("prefect", argv, f"{self.api_url}/health", env=env, nice=s.server_nice)
 
     def _worker(self, number: int, count: int, limit: int) -> Service:
         name = "worker" if count == 1 else f"worker-{number}"
@@ -153,7 +153,14 @@ class Stack:
             *("-m", "uvicorn", "webhook.app:create_app", "--factory"),
             *("--host", s.bind, "--port", str(s.webhook_port), "--no-access-log"),
         ]
-        return Service("webhook", argv, f"{self.webhook_url}/healthz")
+        # The dispatcher, recovery and event sender run in their own process (below): the
+        # webhook's interpreter only answers requests, however busy the machine is.
+        off = {"PACKSHOT_DISPATCHER_ENABLED": "false", "PACKSHOT_NOTIFY_SENDER_ENABLED": "false"}
+        return Service("webhook", argv, f"{self.webhook_url}/healthz", env=off)
+
+    def _dispatcher(self) -> Service:
+        argv = [str(_BIN / "packshot"), "dispatcher"]
+        return Service("dispatcher", argv, nice=self.settings.server_nice)
 
     def _dashboard(self) -> Service:
         from dashboard.launch import streamlit_argv

@@ -210,6 +210,11 @@ def _release(session: Session) -> None:
         session.rollback()
 
 
+def _due(url: str) -> int:
+    with Session(get_engine(url)) as session:
+        return jobs.count_due_dispatch(session)
+
+
 def _backlog(url: str) -> int:
     with Session(get_engine(url)) as session:
         return jobs.count_pending_dispatch(session)
@@ -433,7 +438,7 @@ class Dispatcher:
                     status.consecutive_failures, status.last_error = 0, None
                 if result is None:
                     await self._pause(self.settings.dispatch_poll_s, stop, wake=True)
-                    if self._wake.is_set() and self.settings.dispatch_linger_s:
+                    if self.settings.dispatch_linger_s and await self._jobs_arrived():
                         # A job arrived at an idle dispatcher: a burst's next deliveries are
                         # a few ms behind it; catch them, so the burst is shared out evenly.
                         await self._pause(self.settings.dispatch_linger_s, stop, wake=False)
@@ -443,6 +448,12 @@ class Dispatcher:
         finally:
             status.running = False
             log.info("dispatcher.stopped", dispatched=status.dispatched)
+
+    async def _jobs_arrived(self) -> bool:
+        """After an idle pause: woken by the webhook in this process, or a poll finds jobs."""
+        if self._wake.is_set():
+            return True
+        return await self._db.run(_due, self._db.url) > 0
 
     async def _back_off(self, stop: asyncio.Event) -> None:
         status = self._status

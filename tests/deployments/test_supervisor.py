@@ -81,9 +81,12 @@ def test_a_niced_service_and_the_processes_it_starts_yield_the_cpu() -> None:
 
 
 def test_the_stack_starts_workers_niced_and_the_webhook_not() -> None:
-    settings = Settings().model_copy(
-        update={"prefect_api_url": "http://127.0.0.1:9/api", "worker_nice": 12}
-    )
+    settings = Settings().model_copy(update={"worker_nice": 12, "server_nice": 3})
     stack = Stack(settings)
     nice = {service.name: service.nice for service in stack.services}
     assert nice["worker"] == 12 and nice["webhook"] == 0
+    assert nice["prefect"] == 3 and nice["dispatcher"] == 3
+    # The webhook process only answers: its background loops run in the dispatcher process.
+    webhook = stack.service("webhook")
+    assert webhook.env["PACKSHOT_DISPATCHER_ENABLED"] == "false"
+    assert stack.service("dispatcher").argv[-1] == "dispatcher"

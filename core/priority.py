@@ -1,0 +1,52 @@
+"""CPU priority that holds on Linux desktops and servers alike: niceness and its autogroup.
+
+With ``sched_autogroup`` (on by default in most distributions) the kernel shares the CPU
+between sessions first and applies a process's niceness only within its own session. Our
+supervised services, and the flow-run processes a Prefect worker starts, each lead a session of
+their own, so a niceness set the usual way changes nothing against the webhook. The session's
+autogroup niceness is what counts; a process may always lower its own group's priority.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+
+__all__ = ["autogroup_nice", "lower_priority", "match_autogroup"]
+
+
+def lower_priority(pid: int, nice: int) -> None:
+    """Add ``nice`` to process ``pid``'s niceness, and give its autogroup the result."""
+    current = os.getpriority(os.PRIO_PROCESS, pid)
+    target = min(current + nice, 19)
+    os.setpriority(os.PRIO_PROCESS, pid, target)
+    _set_autogroup(pid, target)
+
+
+def match_autogroup() -> None:
+    """Give this process's autogroup the niceness this process has (inherited from a worker).
+
+    Only for a process that leads its own session (a flow run started by a worker): the
+    autogroup is then this process and its children alone.
+    """
+    nice = os.getpriority(os.PRIO_PROCESS, 0)
+    if nice > 0 and os.getsid(0) == os.getpid():
+        _set_autogroup(os.getpid(), nice)
+
+
+def _set_autogroup(pid: int, nice: int) -> None:
+    group = Path(f"/proc/{pid}/autogroup")
+    # No autogroups (other kernels, containers without /proc): plain niceness already applies.
+    with contextlib.suppress(OSError):
+        if group.exists():
+            group.write_text(str(nice))
+
+
+def autogroup_nice(pid: int) -> int | None:
+    """The niceness of ``pid``'s autogroup, or None without autogroups."""
+    try:
+        text = Path(f"/proc/{pid}/autogroup").read_text()
+    except OSError:
+        return None
+    return int(text.rsplit("nice", 1)[1])
