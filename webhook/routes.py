@@ -46,7 +46,7 @@ _ERRORS: dict[int | str, dict[str, object]] = {
 
 def _store(url: str, spec: ImageJobSpec) -> jobs.Enqueued:
     """Insert the job (waiting for dispatch), requeue it if it FAILED, or find it; one
-    transaction, that never sleeps in SQLite's busy handler behind a flow's write."""
+    transaction."""
     with session_scope(url) as session:
         return jobs.enqueue_job(session, spec=spec)
 

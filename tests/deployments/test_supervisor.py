@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 
+import pytest
+
+from core.priority import autogroup_nice
 from core.settings import Settings
 from deployments.service import CrashWindow, Service
 from deployments.stack import Stack
@@ -76,8 +80,42 @@ def test_a_niced_service_and_the_processes_it_starts_yield_the_cpu() -> None:
             time.sleep(0.05)
         assert children, "the stand-in never started its child"
         assert os.getpriority(os.PRIO_PROCESS, children[0]) == min(base + 7, 19)
+        # Under autogroups niceness only counts within a session: the service leads its own,
+        # so its group gets the niceness too, or the webhook would gain nothing.
+        if autogroup_nice(service.process.pid) is not None:
+            assert autogroup_nice(service.process.pid) == min(base + 7, 19)
     finally:
         service.stop()
+
+
+def test_a_flow_run_in_a_session_of_its_own_lowers_its_autogroup() -> None:
+    """What a worker's flow-run process does when ``flows`` is imported (core.priority)."""
+    import os
+
+    if autogroup_nice(os.getpid()) is None:
+        pytest.skip("this kernel has no autogroups: plain niceness already holds")
+    code = (
+        "import os, time; os.nice(6); os.environ['PREFECT__FLOW_RUN_ID'] = 'x'; import flows; "
+        "print(open('/proc/self/autogroup').read(), flush=True)"
+    )
+    session_leader = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        start_new_session=True,
+        cwd=Path(__file__).parents[2],
+        check=True,
+    )
+    assert session_leader.stdout.strip().endswith("nice 6")
+    # In someone else's session (a test, a shell) it leaves the shared group alone.
+    shared = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).parents[2],
+        check=True,
+    )
+    assert shared.stdout.strip().endswith(f"nice {autogroup_nice(os.getpid())}")
 
 
 def test_the_stack_starts_workers_niced_and_the_webhook_not() -> None:
