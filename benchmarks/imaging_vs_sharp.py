@@ -93,9 +93,18 @@ def main() -> None:
                 pool.submit(_write_png, out / f"{bg}_master.png", master)
         if args.step == "composite":
             return
-        for bg, master in zip(BACKGROUNDS, masters, strict=True):
-            for rendered in render_all(master, DEFAULT_SPECS, workers=args.workers):
-                _write(out / f"{bg}_{rendered.spec.name}.{rendered.spec.extension}", rendered.data)
+        # Both masters at once, as the pipeline's two mapped derivative tasks run (and as the
+        # reference's Promise.all does); each renders on its own ``workers`` encoder threads.
+        with ThreadPoolExecutor(max_workers=len(masters)) as per_master:
+            done = per_master.map(
+                lambda bg, m: _derive(out, bg, m, args.workers), BACKGROUNDS, masters
+            )
+            list(done)
+
+
+def _derive(out: Path, bg: str, master: Image.Image, workers: int) -> None:
+    for rendered in render_all(master, DEFAULT_SPECS, workers=workers):
+        _write(out / f"{bg}_{rendered.spec.name}.{rendered.spec.extension}", rendered.data)
 
 
 if __name__ == "__main__":
