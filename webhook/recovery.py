@@ -168,7 +168,7 @@ class Recovery:
             if run is None or run.state is None:
                 continue
             run = carriers.get(job.flow_run_id, run)
-            if not _ended_badly(run):
+            if run.state is None or not _ended_badly(run):
                 continue
             action = await self._db.run(_apply, self._db.url, job, run, self.settings.crash_reruns)
             if action is not None:

@@ -119,7 +119,10 @@ def test_a_flow_run_in_a_session_of_its_own_lowers_its_autogroup() -> None:
 
 
 def test_the_stack_starts_workers_niced_and_the_webhook_not() -> None:
-    settings = Settings().model_copy(update={"worker_nice": 12, "server_nice": 3})
+    # Its own Prefect server, whatever PREFECT_API_URL the test session has.
+    settings = Settings().model_copy(
+        update={"prefect_api_url": None, "worker_nice": 12, "server_nice": 3}
+    )
     stack = Stack(settings)
     nice = {service.name: service.nice for service in stack.services}
     assert nice["worker"] == 12 and nice["webhook"] == 0
