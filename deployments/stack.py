@@ -239,8 +239,8 @@ class Stack:
         with self._lifecycle:
             runs_ended = False
             for service in reversed(self.services):
-                if not runs_ended and service.name not in ("webhook", "dashboard"):
-                    # The dispatcher is gone, the workers and the server still run.
+                if not runs_ended and service.name not in ("webhook", "dispatcher", "dashboard"):
+                    # The dispatcher is gone (no new runs), the workers and the server still run.
                     self._end_flow_runs()
                     runs_ended = True
                 service.stop()

@@ -131,3 +131,19 @@ def test_the_stack_starts_workers_niced_and_the_webhook_not() -> None:
     webhook = stack.service("webhook")
     assert webhook.env["PACKSHOT_DISPATCHER_ENABLED"] == "false"
     assert stack.service("dispatcher").argv[-1] == "dispatcher"
+
+
+def test_stopping_ends_flow_runs_after_the_dispatcher_and_before_the_workers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No run is created while the stack cancels the running ones; workers stop after them."""
+    stack = Stack(Settings().model_copy(update={"prefect_api_url": None}))
+    order: list[str] = []
+    for service in stack.services:
+        monkeypatch.setattr(service, "stop", lambda name=service.name: order.append(name))
+    monkeypatch.setattr(stack, "_end_flow_runs", lambda: order.append("end flow runs"))
+    monkeypatch.setattr(stack, "_sweep", lambda: None)
+    stack.stop()
+    ends = order.index("end flow runs")
+    assert {"dispatcher", "webhook", "dashboard"} <= set(order[:ends])
+    assert order[ends + 1 :] == ["worker", "prefect"]
