@@ -28,7 +28,7 @@ from tests.helpers.ports import free_port
 ROOT = Path(__file__).resolve().parents[1]
 PHOTO = ROOT / "deployments" / "samples" / "sports_car.jpg"
 
-__all__ = ["BusyStack", "busy_stack"]
+__all__ = ["BusyStack", "busy_stack", "wait_healthy"]
 
 
 @dataclass(frozen=True)
@@ -88,7 +88,7 @@ def busy_stack(secret: str, worker_nice: int) -> Iterator[BusyStack]:
     )
     webhook = f"http://127.0.0.1:{port}"
     try:
-        _wait_healthy(webhook, process, home)
+        wait_healthy(webhook, process, home / "up.log", timeout=300)
         yield BusyStack(webhook, f"{cdn_url}/media", hashlib.sha256(data).hexdigest(), home)
     finally:
         with contextlib.suppress(ProcessLookupError):
@@ -103,13 +103,14 @@ def busy_stack(secret: str, worker_nice: int) -> Iterator[BusyStack]:
         shutil.rmtree(home, ignore_errors=True)
 
 
-def _wait_healthy(url: str, process: subprocess.Popen[bytes], home: Path) -> None:
-    deadline = time.monotonic() + 300
+def wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float) -> None:
+    """Poll ``url``/healthz until it answers 200; fail with ``log``'s tail if ``process`` exits."""
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"packshot up exited: {(home / 'up.log').read_text()[-2000:]}")
+            raise RuntimeError(f"{process.args!r} exited: {log.read_text()[-2000:]}")
         with contextlib.suppress(httpx.HTTPError):
             if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
                 return
-        time.sleep(0.5)
-    raise RuntimeError("packshot up did not become healthy in 300 s")
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} did not become healthy in {timeout:.0f} s")

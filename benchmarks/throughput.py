@@ -207,23 +207,29 @@ def _pending_to_running(api_url: str, auth: str | None, run_ids: list[str]) -> l
     return found
 
 
-def _per_image(site: Site, ids: list[str]) -> tuple[float, float]:
-    """Medians over ``ids``: (flow-run wall − time some step ran, Pending → Running), seconds."""
+def _step_spans(site: Site, ids: list[str]) -> dict[str, list[tuple[float, float]]]:
+    """Job id → the (start, end) of each of its finished steps, epoch seconds."""
     from sqlmodel import Session, col, select
 
     from core.db import get_engine
     from core.tables import JobStep
 
-    runs = site.settled_flow_runs(ids)
     with Session(get_engine(site.settings.database_url)) as session:
         rows = session.exec(
             select(JobStep).where(col(JobStep.job_id).in_([uuid.UUID(i) for i in ids]))
         ).all()
-    intervals: dict[str, list[tuple[float, float]]] = {}
+    spans: dict[str, list[tuple[float, float]]] = {}
     for row in rows:
         if row.started_at and row.finished_at:
             span = (row.started_at.timestamp(), row.finished_at.timestamp())
-            intervals.setdefault(str(row.job_id), []).append(span)
+            spans.setdefault(str(row.job_id), []).append(span)
+    return spans
+
+
+def _per_image(site: Site, ids: list[str]) -> tuple[float, float]:
+    """Medians over ``ids``: (flow-run wall − time some step ran, Pending → Running), seconds."""
+    runs = site.settled_flow_runs(ids)
+    intervals = _step_spans(site, ids)
     overheads = []
     for job_id, found in runs.items():
         run = found[-1]
@@ -238,21 +244,7 @@ def _per_image(site: Site, ids: list[str]) -> tuple[float, float]:
 
 def _steps_s(site: Site, ids: list[str]) -> float:
     """Σ over ``ids`` of the seconds in which some step of that photo ran."""
-    from sqlmodel import Session, col, select
-
-    from core.db import get_engine
-    from core.tables import JobStep
-
-    with Session(get_engine(site.settings.database_url)) as session:
-        rows = session.exec(
-            select(JobStep).where(col(JobStep.job_id).in_([uuid.UUID(i) for i in ids]))
-        ).all()
-    spans: dict[str, list[tuple[float, float]]] = {}
-    for row in rows:
-        if row.started_at and row.finished_at:
-            begin, end = row.started_at.timestamp(), row.finished_at.timestamp()
-            spans.setdefault(str(row.job_id), []).append((begin, end))
-    return sum(_union_s(found) for found in spans.values())
+    return sum(_union_s(found) for found in _step_spans(site, ids).values())
 
 
 def _sample_photo(site: Site, n: int) -> tuple[str, str]:

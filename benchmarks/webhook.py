@@ -41,14 +41,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
-
 ROOT = Path(__file__).resolve().parents[1]
 # This file is called webhook.py: keep its folder behind the repo root, or it would shadow the
 # `webhook` package it measures.
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "benchmarks"]
 sys.path[:0] = [str(ROOT)]
 sys.path.append(str(ROOT / "benchmarks"))
+
+from _busy_stack import wait_healthy  # noqa: E402
 
 from tests.helpers.ports import free_port  # noqa: E402
 from webhook.security import sign  # noqa: E402
@@ -92,16 +92,7 @@ def _webhook(
     proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise RuntimeError(f"webhook exited: see {home / 'webhook.log'}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            time.sleep(0.2)
-        else:
-            raise RuntimeError("webhook did not start")
+        wait_healthy(url, proc, home / "webhook.log", timeout=90)
         yield url, proc.pid
     finally:
         proc.send_signal(signal.SIGINT)

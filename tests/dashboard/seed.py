@@ -23,7 +23,7 @@ from core.db import session_scope, upgrade_schema
 from core.jobs import AssetRecord
 from core.schemas import ImageJobSpec, QualityReport
 from core.storage import ObjectStore
-from core.tables import AssetKind, JobStatus, Step
+from core.tables import AssetKind, Job, JobStatus, Step
 from tests.helpers.images import product_photo
 
 SAMPLE_PHOTO = Path(__file__).resolve().parents[2] / "deployments" / "samples" / "desk_lamp.jpg"
@@ -419,3 +419,12 @@ def spread_step_times(database_url: str, job_id: uuid.UUID, start: datetime | No
         if job.finished_at is not None:
             job.finished_at = job.updated_at = stage_end + timedelta(milliseconds=20)
         session.add(job)
+
+
+def stored_job(url: str, job_id: uuid.UUID) -> Job:
+    """The job row as stored now, detached from its session."""
+    with session_scope(url) as session:
+        job = session.get(Job, job_id)
+        assert job is not None
+        session.expunge(job)
+    return job

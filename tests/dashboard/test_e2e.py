@@ -22,15 +22,14 @@ import httpx
 import pytest
 from PIL import Image
 
-from core.db import session_scope
 from core.settings import Settings, get_settings
 from core.storage import ObjectStore
-from core.tables import Job, JobStatus
+from core.tables import JobStatus
 from core.urls import redact_url
 from dashboard.gallery import TABS
 from dashboard.launch import streamlit_argv, streamlit_env
 from tests.dashboard import hostile
-from tests.dashboard.seed import Sizes, seed_job
+from tests.dashboard.seed import Sizes, seed_job, stored_job
 from tests.helpers.deployed import deploy, stand_in_worker
 from tests.helpers.http_server import Reply, Script, serve
 from tests.helpers.images import jpeg_bytes, product_photo
@@ -274,14 +273,6 @@ def held_job(prefect_server: str, monkeypatch: pytest.MonkeyPatch) -> uuid.UUID:
     return uuid.UUID(str(result["jobId"]))
 
 
-def _job(job_id: uuid.UUID) -> Job:
-    with session_scope(get_settings().database_url) as session:
-        job = session.get(Job, job_id)
-        assert job is not None
-        session.expunge(job)
-    return job
-
-
 @pytest.mark.timeout(480)  # a Prefect test server, the flow twice, streamlit and a browser
 def test_sign_in_and_approve_a_held_job_until_it_is_published(
     held_job: uuid.UUID, server: str
@@ -320,7 +311,7 @@ def test_sign_in_and_approve_a_held_job_until_it_is_published(
             worker.wait(run_id, timeout=180)
         finally:
             browser.close()
-    job = _job(held_job)
+    job = stored_job(get_settings().database_url, held_job)
     assert (job.status, job.review_decision, job.review_by) == (
         JobStatus.DONE,
         "approved",

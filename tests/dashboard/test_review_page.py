@@ -14,17 +14,16 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from core.db import session_scope
 from core.schemas import QualityCheck, QualityReport
 from core.settings import Settings, get_settings
 from core.storage import ObjectStore
-from core.tables import Job, JobStatus
+from core.tables import JobStatus
 from dashboard import signin
 from dashboard.images import mask_overlay
 from flows.trigger import PROCESS_IMAGE_DEPLOYMENT
 from tests.dashboard import hostile
 from tests.dashboard.rendered import assert_inert, shown
-from tests.dashboard.seed import seed_job
+from tests.dashboard.seed import seed_job, stored_job
 from tests.helpers.clock import FakeClock
 
 REVIEW = "app_pages/review.py"
@@ -44,14 +43,6 @@ REPORT = QualityReport(
 
 def _held(settings: Settings, store: ObjectStore, sku: str, report: QualityReport = REPORT):
     return seed_job(settings.database_url, store, sku=sku, held=report)
-
-
-def _job(job_id: uuid.UUID) -> Job:
-    with session_scope(get_settings().database_url) as session:
-        job = session.get(Job, job_id)
-        assert job is not None
-        session.expunge(job)
-    return job
 
 
 def _password(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -135,7 +126,7 @@ def test_approving_records_the_operator_and_starts_publishing(
     _sign_in(at)
     at.button(key=f"review-approve-{held_pair[0]}").click().run()
 
-    job = _job(held_pair[0])
+    job = stored_job(get_settings().database_url, held_pair[0])
     assert (job.review_decision, job.review_by) == ("approved", "alice")
     assert job.review_at is not None and job.status == JobStatus.NEEDS_REVIEW
     [run] = deployments.runs
@@ -151,7 +142,10 @@ def test_approval_waits_while_prefect_is_unreachable(app, held_pair, deployments
     at = _review_page(app())
     at.button(key=f"review-approve-{held_pair[0]}").click().run()
     assert "Not approved: PREFECT_API_URL is not set" in shown(at.error[0].value)
-    assert _job(held_pair[0]).review_decision is None and deployments.runs == []
+    assert (
+        stored_job(get_settings().database_url, held_pair[0]).review_decision is None
+        and deployments.runs == []
+    )
     assert len(_titles(at)) == 2, "still waiting"
 
 
@@ -160,11 +154,11 @@ def test_a_rejection_needs_a_reason(app, held_pair, deployments):
     job_id = held_pair[1]
     at.button(key=f"review-reject-{job_id}").click().run()
     assert "a rejection needs a reason" in shown(at.error[0].value)
-    assert _job(job_id).status == JobStatus.NEEDS_REVIEW
+    assert stored_job(get_settings().database_url, job_id).status == JobStatus.NEEDS_REVIEW
 
     at.text_input(key=f"review-reason-{job_id}").input("boardwalk left beside the wheel")
     at.button(key=f"review-reject-{job_id}").click().run()
-    job = _job(job_id)
+    job = stored_job(get_settings().database_url, job_id)
     assert (job.status, job.review_decision) == (JobStatus.REJECTED, "rejected")
     assert job.review_reason == "boardwalk left beside the wheel"
     assert job.review_by == signin.OPEN_OPERATOR, "embedded, nothing configured: open"
@@ -181,7 +175,10 @@ def test_several_jobs_approved_at_once(app, settings, store, held_pair, prefect_
     at.button(key="review-approve-selected").click().run()
 
     assert {run["parameters"]["sku"] for run in deployments.runs} == {"VASE-1", "BOWL-3"}
-    assert [_job(j).review_decision for j in (held_pair[0], held_pair[1], third)] == [
+    assert [
+        stored_job(get_settings().database_url, j).review_decision
+        for j in (held_pair[0], held_pair[1], third)
+    ] == [
         "approved",
         None,
         "approved",
@@ -194,7 +191,9 @@ def test_redo_runs_every_step_again(app, held_pair, prefect_api, deployments):
     at.button(key=f"review-redo-{held_pair[0]}").click().run()
     [run] = deployments.runs
     assert run["parameters"]["force"] is True and run["parameters"]["job_id"] == str(held_pair[0])
-    assert _job(held_pair[0]).review_decision is None, "redo decides nothing"
+    assert stored_job(get_settings().database_url, held_pair[0]).review_decision is None, (
+        "redo decides nothing"
+    )
 
 
 def test_redo_with_freepik_is_offered_only_when_freepik_can_be_used(
