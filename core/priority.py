@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 from pathlib import Path
 
 __all__ = ["autogroup_nice", "lower_priority", "match_autogroup"]
@@ -43,10 +44,12 @@ def _set_autogroup(pid: int, nice: int) -> None:
             group.write_text(str(nice))
 
 
-def autogroup_nice(pid: int) -> int | None:
+def autogroup_nice(pid: int, proc: Path = Path("/proc")) -> int | None:
     """The niceness of ``pid``'s autogroup, or None without autogroups."""
     try:
-        text = Path(f"/proc/{pid}/autogroup").read_text()
+        text = (proc / str(pid) / "autogroup").read_text()
     except OSError:
         return None
-    return int(text.rsplit("nice", 1)[1])
+    # "/autogroup-123 nice 5"; sandboxed kernels may show the file but leave it empty.
+    found = re.search(r"\bnice\s+(-?\d+)", text)
+    return int(found.group(1)) if found else None

@@ -65,6 +65,8 @@ class Service:
     nice: int = 0
     crashes: CrashWindow = field(default_factory=CrashWindow)
     restart_at: float | None = None
+    # Stopped on purpose (Stack.held): the supervisor leaves it down until released.
+    held: bool = False
     process: subprocess.Popen[bytes] | None = None
     _pump: threading.Thread | None = field(default=None, repr=False)
 

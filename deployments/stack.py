@@ -22,7 +22,8 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from core.settings import Settings
@@ -176,6 +177,28 @@ class Stack:
                 return service
         raise KeyError(name)
 
+    @contextmanager
+    def held(self, name: str) -> Iterator[Service]:
+        """Stop service ``name`` and keep it down (not revived) until the block ends.
+
+        For outage drills: the block sees the stack as it is while that service is gone; the
+        service is started again, and waited for, when the block ends.
+        """
+        service = self.service(name)
+        with self._lifecycle:
+            service.held = True
+            service.stop()
+        try:
+            yield service
+        finally:
+            with self._lifecycle:
+                service.held = False
+                service.restart_at = None
+                if not self._stopping.is_set():
+                    service.start(self.env)
+            if service.health_url and not self._stopping.is_set():
+                wait_healthy(service.health_url, 120, service)
+
     def start(self) -> None:
         """Start every service in order; bring the Prefect server up to date first."""
         if not self.own_server:
@@ -208,7 +231,7 @@ class Stack:
         return 0
 
     def _revive(self, service: Service, now: float) -> None:
-        if service.alive():
+        if service.alive() or service.held:
             return
         if service.restart_at is None:  # it has just exited
             code = service.process.returncode if service.process else None

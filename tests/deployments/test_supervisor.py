@@ -59,6 +59,35 @@ def test_a_worker_that_keeps_crashing_never_takes_the_webhook_down() -> None:
     assert not supervisor.is_alive()
 
 
+def test_a_held_service_stays_down_until_released_then_starts_again() -> None:
+    stack = Stack(Settings().model_copy(update={"prefect_api_url": "http://127.0.0.1:9/api"}))
+    sleeper = _service("prefect", "import time; time.sleep(120)", CrashWindow())
+    stack.services = [sleeper]
+    sleeper.start(stack.env)
+    supervisor = threading.Thread(target=stack.supervise, daemon=True)
+    supervisor.start()
+    try:
+        with stack.held("prefect") as held:
+            assert held is sleeper and not sleeper.alive()
+            time.sleep(2.5)  # two supervisor rounds: it would have been revived by now
+            assert not sleeper.alive()
+        assert sleeper.alive()
+        assert sleeper.crashes.restarts == 0  # a drill is not a crash
+    finally:
+        stack.request_stop()
+        supervisor.join(timeout=10)
+        sleeper.stop(timeout=5)
+
+
+def test_an_autogroup_file_without_a_niceness_reads_as_none(tmp_path: Path) -> None:
+    shown = {1: "", 2: "/autogroup-4711 nice 7\n", 3: "/autogroup-1 nice -3"}
+    for pid, text in shown.items():
+        (tmp_path / str(pid)).mkdir()
+        (tmp_path / str(pid) / "autogroup").write_text(text)
+    # Some sandboxed kernels show the file but leave it empty: no autogroup to match.
+    assert [autogroup_nice(pid, tmp_path) for pid in (1, 2, 3, 4)] == [None, 7, -3, None]
+
+
 def test_a_niced_service_and_the_processes_it_starts_yield_the_cpu() -> None:
     import os
 
