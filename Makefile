@@ -18,6 +18,9 @@ $(SETUP_STAMP): pyproject.toml uv.lock
 	# would compile Prefect's thousands of modules again (environments often forbid writing
 	# them at run time).
 	UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --frozen --all-extras --compile-bytecode --python $(PY)
+	# A migrated Prefect database, copied into each new home: a first `packshot process`
+	# skips the hundred-odd migrations (deployments/local_server.py).
+	$(PY) -m deployments.local_server --template
 	@touch $@
 
 demo: setup

@@ -216,6 +216,14 @@ class Settings(BaseSettings):
         "section. Unset and no [auth]: actions are open (embedded profile only).",
     )
     prefect_port: _Port = Field(4200, description="Port of the local Prefect server.")
+    local_server_idle_s: float = Field(
+        900,
+        ge=0,
+        le=86400,
+        description="How long the Prefect server that `packshot process` starts in the "
+        "background stays up unused, for the next command to reuse (0: stop after each "
+        "command).",
+    )
     bind: str = Field("127.0.0.1", description="Address the embedded stack listens on.")
     prefect_api_url: str | None = Field(
         None,

@@ -1,21 +1,23 @@
-"""Where Prefect's API is: an explicit PREFECT_API_URL, the embedded server, or a temporary one.
+"""Where Prefect's API is: an explicit PREFECT_API_URL, the embedded server, or a background one.
 
-A temporary Prefect server takes about ten seconds to start on a small machine, so the CLI
-starts it in the background at once and does its own preparation while it boots.
+A Prefect server takes seconds to start on a small machine, so a command that finds none
+starts this home's background server (deployments.local_server) at once, does its own
+preparation while it boots, and leaves it running for the next command.
 """
 
 from __future__ import annotations
 
 import os
-import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 
 import httpx
 
 from core.settings import Settings
+from deployments import local_server
+from deployments.prefect_auth import ensure_auth_string
 
 __all__ = [
     "PrefectApi",
@@ -26,18 +28,6 @@ __all__ = [
     "locate_api_url",
     "prefect_api",
 ]
-
-
-_ONE_RUN_SERVER_OFF = (
-    "PREFECT_UI_ENABLED",
-    "PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED",
-    "PREFECT_SERVER_SERVICES_LATE_RUNS_ENABLED",
-    "PREFECT_SERVER_SERVICES_FOREMAN_ENABLED",
-    "PREFECT_SERVER_SERVICES_CANCELLATION_CLEANUP_ENABLED",
-    "PREFECT_SERVER_SERVICES_PAUSE_EXPIRATIONS_ENABLED",
-    "PREFECT_SERVER_SERVICES_REPOSSESSOR_ENABLED",
-    "PREFECT_SERVER_SERVICES_TRIGGERS_ENABLED",
-)
 
 
 def apply_prefect_defaults(settings: Settings, *, log_level: str | None = None) -> None:
@@ -96,25 +86,40 @@ class PrefectApi:
     """The API this process talks to, and how long we waited for it."""
 
     url: str
-    kind: str  # "configured" | "embedded" | "temporary"
+    kind: str  # "configured" | "embedded" | "background"
+    auth: str | None = None  # the credentials it wants (user:password)
     startup_ms: float = 0.0
-    _server: object | None = None
-    _thread: threading.Thread | None = None
-    _error: list[BaseException] = field(default_factory=list)
+    _lease: ExitStack = field(default_factory=ExitStack)
+    _server: local_server.BackgroundServer | None = None
 
-    def wait(self) -> None:
-        """Block until a temporary server is up; record how long we waited."""
-        if self._thread is None:
+    @property
+    def has_workers(self) -> bool:
+        """True for a stack's server (deployments, workers); False for a background one."""
+        return self.kind != "background"
+
+    def wait(self, timeout: float = 120.0) -> None:
+        """Block until a background server answers; record how long we waited.
+
+        Raises:
+            RuntimeError: the server stopped or did not answer within ``timeout``; its log
+                file is named.
+        """
+        server = self._server
+        if server is None:
             return
         started = time.perf_counter()
-        self._thread.join()
+        while not _healthy(server.api_url, timeout=0.5):
+            waited = time.perf_counter() - started
+            if not server.alive() or waited > timeout:
+                raise RuntimeError(
+                    f"the background Prefect server did not start; see {server.log_file}"
+                )
+            time.sleep(0.05)
         self.startup_ms += (time.perf_counter() - started) * 1000
-        if self._error:
-            raise self._error[0]
-        self.url = self._server.api_url  # type: ignore[attr-defined]
+        self.url = server.api_url
 
     def stop(self) -> None:
-        """Send what is still queued (logs, events), then stop a temporary server."""
+        """Send what is still queued (logs, events), then release a background server."""
         if self._server is None:
             return
         from prefect.events.worker import EventsWorker
@@ -122,39 +127,30 @@ class PrefectApi:
 
         APILogWorker.drain_all(timeout=10)
         EventsWorker.drain_all(timeout=10)
-        self._server.stop()  # type: ignore[attr-defined]
+        self._lease.close()
 
 
 def locate_api_url(settings: Settings) -> str | None:
-    """The API of a running server (configured or embedded), or None when there is none."""
+    """The API of a stack (configured, or `packshot up`'s), or None when there is none.
+
+    A background server (deployments.local_server) does not count: it has no deployments and
+    no workers.
+    """
     if settings.prefect_api_url:
         return settings.prefect_api_url
     embedded = f"http://127.0.0.1:{settings.prefect_port}/api"
+    if local_server.find(settings) is not None:
+        return None
     return embedded if _healthy(embedded, timeout=0.5) else None
 
 
 def locate_api(settings: Settings) -> PrefectApi:
-    """Find the Prefect API, starting a temporary server in the background if there is none."""
-    configured = settings.prefect_api_url
-    if configured:
-        return PrefectApi(url=configured, kind="configured")
-    embedded = f"http://127.0.0.1:{settings.prefect_port}/api"
-    if _healthy(embedded, timeout=0.3):
-        return PrefectApi(url=embedded, kind="embedded")
-    from prefect.server.api.server import SubprocessASGIServer
-
-    # A one-run server needs neither the UI nor the background services: it starts faster.
-    for name in _ONE_RUN_SERVER_OFF:
-        os.environ.setdefault(name, "false")
-    server = SubprocessASGIServer()
-    api = PrefectApi(url="", kind="temporary", _server=server)
-
-    def _start() -> None:
-        try:
-            server.start(timeout=120)
-        except BaseException as exc:  # noqa: BLE001  (re-raised in the waiting thread)
-            api._error.append(exc)
-
-    api._thread = threading.Thread(target=_start, name="prefect-server", daemon=True)
-    api._thread.start()
+    """Find the Prefect API; use (and start, if need be) this home's background server if none."""
+    url = locate_api_url(settings)
+    if url is not None:
+        kind = "configured" if settings.prefect_api_url else "embedded"
+        return PrefectApi(url=url, kind=kind, auth=auth_string(settings))
+    # A fresh home has no credentials yet: the background server's start generates them.
+    api = PrefectApi(url="", kind="background", auth=ensure_auth_string(settings))
+    api._server = api._lease.enter_context(local_server.used(settings))
     return api

@@ -123,19 +123,19 @@ def _decide(
 
 def _publish(settings: Settings, job: Job) -> str:
     """Start the run that publishes the approved ``job``; says where it runs."""
-    from deployments.prefect_env import auth_string, locate_api, prefect_api
+    from deployments.prefect_env import locate_api, prefect_api
     from flows.trigger import JobRef, after_decision
 
     api = locate_api(settings)
-    if api.kind != "temporary":  # a server with the deployment and its workers
-        with prefect_api(api.url, auth_string(settings)):
+    if api.has_workers:  # a server with the deployment and its workers
+        with prefect_api(api.url, api.auth):
             run_id = after_decision(JobRef.model_validate(job))
         return f"publishing in flow run {run_id}"
     try:
         api.wait()
         from flows.process_image import process_image
 
-        with prefect_api(api.url, auth_string(settings)):
+        with prefect_api(api.url, api.auth):
             result = process_image(job_id=job.id)
         return f"published here: {result['status']}"
     except Exception as exc:  # noqa: BLE001  (the job row has the details)

@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from core.settings import Settings
-from deployments import proctree
+from deployments import local_server, proctree
 from deployments.bringup import ROOT, WORK_POOL, bring_up
 from deployments.prefect_auth import ensure_auth_string, server_env
 from deployments.prefect_env import auth_string
@@ -203,6 +203,10 @@ class Stack:
         """Start every service in order; bring the Prefect server up to date first."""
         if not self.own_server:
             wait_healthy(f"{self.api_url}/health", 120)
+        elif local_server.stop(self.settings):
+            # It holds the port; this server also runs the UI, the services and the workers'
+            # deployments, on the same database.
+            log.info("stopped the background Prefect server of `packshot process`")
         bootstrapped = False
         for service in self.services:
             if service.name != "prefect" and self.bootstrap and not bootstrapped:

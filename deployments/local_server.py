@@ -1,0 +1,304 @@
+"""The Prefect server that one-off commands share (``packshot process``, ``packshot review``).
+
+A Prefect server takes seconds to start, and on a fresh home it first builds its database
+(more than a hundred migrations). So the first command that needs one starts it in the
+background, on the embedded port and loopback only, with the embedded stack's credentials, and
+leaves it running: the next command finds it and does not wait. It stops itself after
+``PACKSHOT_LOCAL_SERVER_IDLE_S`` seconds in which no command used it, and ``packshot up`` stops
+it before starting its own server (which adds the UI, the background services and workers).
+
+A fresh home's Prefect database starts as a copy of a migrated template that ``make setup``
+builds once per installed Prefect version (``build_template``), instead of migrating from
+scratch on the first photo.
+
+The server runs under a small watchdog process (``python -m deployments.local_server``): the
+watchdog owns the state file (its pid, the port) whose modification time is the lease each
+command renews, and stops the server when the lease runs out.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from importlib.metadata import version
+from pathlib import Path
+
+from core.settings import Settings
+from deployments.prefect_auth import ensure_auth_string, server_env
+
+__all__ = [
+    "BackgroundServer",
+    "build_template",
+    "find",
+    "renew",
+    "seed_database",
+    "stop",
+    "template_path",
+    "used",
+]
+
+log = logging.getLogger("packshot.local_server")
+
+_STATE = "background-server.json"
+_LOG = "background-server.log"
+_LEASE = "background-server.lease"
+_BIN = Path(sys.executable).parent
+
+# Not needed to run flows in this process: off, so the server starts sooner and stays idle.
+SERVICES_OFF = (
+    "PREFECT_UI_ENABLED",
+    "PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED",
+    "PREFECT_SERVER_SERVICES_LATE_RUNS_ENABLED",
+    "PREFECT_SERVER_SERVICES_FOREMAN_ENABLED",
+    "PREFECT_SERVER_SERVICES_CANCELLATION_CLEANUP_ENABLED",
+    "PREFECT_SERVER_SERVICES_PAUSE_EXPIRATIONS_ENABLED",
+    "PREFECT_SERVER_SERVICES_REPOSSESSOR_ENABLED",
+    "PREFECT_SERVER_SERVICES_TRIGGERS_ENABLED",
+)
+
+
+@dataclass(frozen=True)
+class BackgroundServer:
+    """A running background server: its watchdog's pid and the API it serves."""
+
+    pid: int
+    api_url: str
+    log_file: Path
+
+    def alive(self) -> bool:
+        """True while the watchdog (and so the server) runs."""
+        return _alive(self.pid)
+
+
+def template_path() -> Path:
+    """Where this installation keeps its migrated Prefect database (one per Prefect version)."""
+    return Path(sys.prefix) / "share" / "packshot" / f"prefect-{version('prefect')}.db"
+
+
+def build_template() -> Path:
+    """Migrate an empty Prefect database into ``template_path()`` (once per Prefect version)."""
+    target = template_path()
+    if target.is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent) as scratch:
+        built = Path(scratch) / "prefect.db"
+        env = {
+            **os.environ,
+            "PREFECT_HOME": scratch,
+            "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{built}",
+        }
+        argv = [str(_BIN / "prefect"), "server", "database", "upgrade", "-y"]
+        subprocess.run(argv, env=env, check=True, capture_output=True)
+        built.replace(target)  # same folder: atomic, a concurrent build finds a whole file
+    return target
+
+
+def seed_database(settings: Settings) -> bool:
+    """Copy the template into a home whose Prefect database does not exist yet.
+
+    Only for the embedded SQLite database: a configured database is left to Prefect.
+    """
+    if settings.prefect_database_url or os.environ.get("PREFECT_API_DATABASE_CONNECTION_URL"):
+        return False
+    database = settings.prefect_home / "prefect.db"
+    template = template_path()
+    if database.exists() or not template.is_file():
+        return False
+    database.parent.mkdir(parents=True, exist_ok=True)
+    partial = database.with_suffix(".db.partial")
+    shutil.copyfile(template, partial)
+    partial.replace(database)
+    return True
+
+
+def find(settings: Settings) -> BackgroundServer | None:
+    """The background server of this home, if its watchdog is running."""
+    state = settings.prefect_home / _STATE
+    try:
+        recorded = json.loads(state.read_text())
+        pid, port = int(recorded["pid"]), int(recorded["port"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if not _alive(pid):
+        return None
+    return BackgroundServer(pid, f"http://127.0.0.1:{port}/api", settings.prefect_home / _LOG)
+
+
+def renew(settings: Settings) -> None:
+    """Tell the watchdog the server is in use (restarts its idle countdown)."""
+    with contextlib.suppress(OSError):  # no state file: nothing runs to renew
+        os.utime(settings.prefect_home / _STATE)
+
+
+@contextlib.contextmanager
+def used(settings: Settings) -> Iterator[BackgroundServer]:
+    """This home's background server (the running one, or one started now, not waited for),
+    held in use for the block: it does not count as idle until the block ends.
+
+    Two commands starting at once share one server: the start is serialised by a lock file.
+    """
+    settings.prefect_home.mkdir(parents=True, exist_ok=True)
+    with _locked(settings.prefect_home / "background-server.lock", fcntl.LOCK_EX):
+        server = find(settings) or _spawn(settings)
+        # A shared lock for as long as the command runs: the watchdog cannot take it
+        # exclusively, so it knows the server is in use. It goes when the process does.
+        lease = _locked(settings.prefect_home / _LEASE, fcntl.LOCK_SH)
+        lease.__enter__()
+    try:
+        yield server
+    finally:
+        renew(settings)
+        lease.__exit__(None, None, None)
+
+
+def _spawn(settings: Settings) -> BackgroundServer:
+    ensure_auth_string(settings)  # generated before the server needs it
+    seed_database(settings)
+    log_file = settings.prefect_home / _LOG
+    env = {
+        **os.environ,
+        # What the watchdog must agree on with this command, whatever set it here.
+        "PACKSHOT_HOME": str(settings.home.expanduser().resolve()),
+        "PACKSHOT_PREFECT_PORT": str(settings.prefect_port),
+        "PACKSHOT_LOCAL_SERVER_IDLE_S": str(settings.local_server_idle_s),
+    }
+    with log_file.open("ab") as sink:
+        watchdog = subprocess.Popen(
+            [sys.executable, "-m", "deployments.local_server"],
+            cwd=Path.cwd(),  # the same .env and relative paths as this command
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # outlives this command and its terminal
+        )
+    # Written here, not by the watchdog, so the next command under the lock sees it at once.
+    _write_state(settings, watchdog.pid)
+    api_url = f"http://127.0.0.1:{settings.prefect_port}/api"
+    return BackgroundServer(watchdog.pid, api_url, log_file)
+
+
+def stop(settings: Settings, timeout: float = 20.0) -> bool:
+    """Stop this home's background server; True if one was running."""
+    running = find(settings)
+    if running is None:
+        return False
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(running.pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while _alive(running.pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(running.pid, signal.SIGKILL)
+    (settings.prefect_home / _STATE).unlink(missing_ok=True)
+    return True
+
+
+def _write_state(settings: Settings, pid: int) -> None:
+    state = settings.prefect_home / _STATE
+    partial = state.with_suffix(".partial")
+    partial.write_text(json.dumps({"pid": pid, "port": settings.prefect_port}))
+    partial.replace(state)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process took the pid
+        return False
+    # A zombie child of this very process (tests start and stop it here) is not running.
+    with contextlib.suppress(ChildProcessError):
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        if done == pid:
+            return False
+    return True
+
+
+@contextlib.contextmanager
+def _locked(path: Path, mode: int) -> Iterator[None]:
+    with path.open("a") as handle:
+        fcntl.flock(handle, mode)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _in_use(lease: Path) -> bool:
+    """True while a command holds the lease (shared); the watchdog probes it exclusively."""
+    with lease.open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        return False
+
+
+def _serve(settings: Settings) -> int:
+    """Run the server until the lease runs out, the server exits, or SIGTERM; the watchdog."""
+    state = settings.prefect_home / _STATE
+    auth = ensure_auth_string(settings)
+    api_ui = f"http://127.0.0.1:{settings.prefect_port}"
+    env = {
+        **os.environ,
+        "PREFECT_HOME": str(settings.prefect_home),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        **server_env(settings, auth, api_ui),
+        **dict.fromkeys(SERVICES_OFF, "false"),
+    }
+    if settings.prefect_database_url is not None:
+        database = settings.prefect_database_url.get_secret_value()
+        env["PREFECT_API_DATABASE_CONNECTION_URL"] = database
+    argv = [str(_BIN / "prefect"), "server", "start", "--host", "127.0.0.1"]
+    server = subprocess.Popen([*argv, "--port", str(settings.prefect_port)], env=env)
+    stopping: list[int] = []
+    signal.signal(signal.SIGTERM, lambda signum, _frame: stopping.append(signum))
+    idle, lease = settings.local_server_idle_s, settings.prefect_home / _LEASE
+    try:
+        while not stopping and server.poll() is None:
+            try:
+                unused = time.time() - state.stat().st_mtime
+            except OSError:  # the state file is gone: someone stopped us
+                break
+            if unused > idle and not _in_use(lease):
+                log.info("unused for %.0f s: stopping the background Prefect server", unused)
+                break
+            time.sleep(1.0)
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        _forget(state)
+    return 0
+
+
+def _forget(state: Path) -> None:
+    """Remove the state file if it still names this watchdog (a successor may own it)."""
+    with contextlib.suppress(OSError, ValueError, KeyError):
+        if json.loads(state.read_text())["pid"] == os.getpid():
+            state.unlink()
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    if sys.argv[1:] == ["--template"]:  # make setup
+        log.info("Prefect database template: %s", build_template())
+        raise SystemExit(0)
+    raise SystemExit(_serve(Settings()))

@@ -1,0 +1,102 @@
+"""The background Prefect server of one-off commands: started once, reused, stopped when idle."""
+
+from __future__ import annotations
+
+import socket
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from core.settings import Settings
+from deployments import local_server
+from deployments.prefect_env import locate_api, locate_api_url
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _settings(home: Path, idle_s: float) -> Settings:
+    return Settings(
+        home=home,
+        prefect_port=_free_port(),
+        local_server_idle_s=idle_s,
+        prefect_api_url=None,
+        prefect_api_auth_string=None,
+    )
+
+
+def test_a_new_home_starts_from_the_template_and_an_existing_database_is_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("PREFECT_API_DATABASE_CONNECTION_URL", raising=False)
+    template = tmp_path / "template.db"
+    monkeypatch.setattr(local_server, "template_path", lambda: template)
+    settings = _settings(tmp_path / "home", 60)
+    assert not local_server.seed_database(settings)  # no template built: Prefect migrates
+    template.write_bytes(b"migrated")
+    assert local_server.seed_database(settings)
+    database = settings.prefect_home / "prefect.db"
+    assert database.read_bytes() == b"migrated"
+    database.write_bytes(b"in use")
+    assert not local_server.seed_database(settings)
+    assert database.read_bytes() == b"in use"
+    configured = settings.model_copy(update={"prefect_database_url": "postgresql://db/prefect"})
+    database.unlink()
+    assert not local_server.seed_database(configured)
+    assert not database.exists()
+
+
+def test_the_server_is_started_once_reused_then_stops_when_unused(tmp_path: Path) -> None:
+    settings = _settings(tmp_path / "home", idle_s=3)
+    first = locate_api(settings)
+    try:
+        assert first.kind == "background" and not first.has_workers
+        first.wait()
+        assert first.url.endswith(f":{settings.prefect_port}/api")
+        # Loopback only, and the embedded credentials are required.
+        anonymous = httpx.get(f"{first.url}/admin/version", timeout=10)
+        assert anonymous.status_code == 401
+        assert first.auth and (settings.home / "prefect-api-auth").read_text().strip() == first.auth
+        user, password = first.auth.split(":", 1)
+        signed = httpx.get(f"{first.url}/admin/version", auth=(user, password), timeout=10)
+        assert signed.status_code == 200
+        # Not a stack: commands that need deployments and workers do not use it.
+        assert locate_api_url(settings) is None
+        running = local_server.find(settings)
+        assert running is not None
+        second = locate_api(settings)
+        second.wait()
+        assert local_server.find(settings) == running  # the same watchdog, no second server
+        assert second.startup_ms < 1000
+        time.sleep(4)  # longer than the idle time, but both commands still use it
+        assert running.alive()
+        second.stop()
+    finally:
+        first.stop()
+    deadline = time.monotonic() + 30
+    while running.alive():
+        assert time.monotonic() < deadline, "the unused server kept running"
+        time.sleep(0.2)
+    assert local_server.find(settings) is None
+    with pytest.raises(httpx.HTTPError):
+        httpx.get(f"{running.api_url}/health", timeout=2)
+
+
+def test_stop_ends_a_running_server(tmp_path: Path) -> None:
+    settings = _settings(tmp_path / "home", idle_s=600)
+    api = locate_api(settings)
+    try:
+        api.wait()
+        api.stop()
+        running = local_server.find(settings)
+        assert running is not None and running.alive()  # released, but not idle for 600 s
+        assert local_server.stop(settings)
+        assert not running.alive() and local_server.find(settings) is None
+        assert not local_server.stop(settings)
+    finally:
+        local_server.stop(settings)
