@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -21,7 +22,7 @@ from core.settings import Settings, get_settings
 from webhook.db import DbRunner
 from webhook.deps import ApiError, ThemeCatalog, WebhookContext
 from webhook.logs import configure_logging, get_logger
-from webhook.routes import router
+from webhook.routes import router, store_deliveries
 
 __all__ = ["create_app"]
 
@@ -56,9 +57,11 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             message="PACKSHOT_WEBHOOK_SECRET is not set: signature checks are OFF, "
             "anyone who can reach this port can submit jobs",
         )
+    db = DbRunner(settings.database_url)
     ctx = WebhookContext(
         settings=settings,
-        db=DbRunner(settings.database_url),
+        db=db,
+        store=db.grouped(partial(store_deliveries, settings.database_url)),
         themes=ThemeCatalog(settings.themes_file),
         secret=secret,
     )

@@ -3,14 +3,20 @@
 Database work is synchronous (SQLModel) and runs on a small dedicated thread pool, never on the
 event loop. On SQLite that pool has one thread: writes are serialised inside the process instead
 of queueing on SQLite's file lock, whose busy-wait sleeps would show up as latency spikes.
+
+Deliveries are stored in groups (``DbRunner.grouped``): while one transaction runs or waits for
+the database's write lock, the deliveries that arrive meanwhile queue, and the next transaction
+stores all of them. A wait for the lock (a flow run is writing) then delays the deliveries of
+that moment once, instead of once more for each delivery queued behind it.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import ParamSpec, TypeVar
+from typing import Generic, ParamSpec, TypeVar
 
 from sqlalchemy.engine import make_url
 
@@ -18,6 +24,11 @@ __all__ = ["DbRunner"]
 
 P = ParamSpec("P")
 T = TypeVar("T")
+A = TypeVar("A")
+R = TypeVar("R")
+
+# Enough for a burst at hundreds per second, small enough that one transaction stays short.
+MAX_GROUP = 64
 
 
 class DbRunner:
@@ -34,6 +45,76 @@ class DbRunner:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, lambda: fn(*args, **kwargs))
 
+    def grouped(self, work: Callable[[Sequence[A]], Sequence[R]]) -> Grouped[A, R]:
+        """A caller of ``work`` on this pool that hands it every item queued meanwhile."""
+        return Grouped(self._pool, work)
+
     def close(self) -> None:
         """Finish queued work and stop the threads."""
         self._pool.shutdown(wait=True)
+
+
+_Waiting = tuple[A, asyncio.Future[R], asyncio.AbstractEventLoop]
+
+
+class Grouped(Generic[A, R]):
+    """Calls ``work(items)`` (one transaction) with the items that queued while it was busy.
+
+    ``work`` returns one result per item, in order. If it raises, each item of that group is
+    tried alone, so one bad item fails its own caller only.
+    """
+
+    def __init__(
+        self, pool: ThreadPoolExecutor, work: Callable[[Sequence[A]], Sequence[R]]
+    ) -> None:
+        self._pool, self._work = pool, work
+        self._lock = threading.Lock()
+        self._queued: list[_Waiting[A, R]] = []
+        self._draining = False
+
+    async def __call__(self, item: A) -> R:
+        """``item``'s result, from the next group ``work`` takes."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[R] = loop.create_future()
+        with self._lock:
+            self._queued.append((item, future, loop))
+            start, self._draining = not self._draining, True
+        if start:  # else the running drain takes it with the next group
+            self._pool.submit(self._drain)
+        return await future
+
+    def _drain(self) -> None:
+        while True:
+            with self._lock:
+                group, self._queued = self._queued[:MAX_GROUP], self._queued[MAX_GROUP:]
+                if not group:
+                    self._draining = False
+                    return
+            self._run(group)
+
+    def _run(self, group: list[_Waiting[A, R]]) -> None:
+        try:
+            results = self._work([item for item, _, _ in group])
+        except Exception as exc:  # noqa: BLE001  (each item again alone: its own error, its own caller)
+            if len(group) == 1:
+                _settle(group[0], None, exc)
+                return
+            for waiting in group:
+                self._run([waiting])
+            return
+        for waiting, result in zip(group, results, strict=True):
+            _settle(waiting, result, None)
+
+
+def _settle(waiting: _Waiting[A, R], result: R | None, error: BaseException | None) -> None:
+    _, future, loop = waiting
+
+    def resolve() -> None:
+        if future.done():  # the caller was cancelled (client gone)
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)  # type: ignore[arg-type]
+
+    loop.call_soon_threadsafe(resolve)

@@ -17,10 +17,12 @@ from fastapi import Depends, Request
 from core.errors import ConfigurationError, InputError
 from core.settings import Settings
 from core.themes import load_themes, resolve_theme
-from webhook.db import DbRunner
+from webhook.db import DbRunner, Grouped
 from webhook.logs import get_logger
 
 if TYPE_CHECKING:
+    from core.jobs import Enqueued
+    from core.schemas import ImageJobSpec
     from webhook.dispatcher import Dispatcher
     from webhook.notifier import Notifier
 
@@ -99,6 +101,8 @@ class WebhookContext:
 
     settings: Settings
     db: DbRunner
+    # Stores one delivery, grouped with those queued meanwhile (routes.store_deliveries).
+    store: Grouped[ImageJobSpec, Enqueued]
     themes: ThemeCatalog
     secret: bytes | None
     dispatcher: Dispatcher | None = None

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Sequence
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
@@ -44,11 +45,11 @@ _ERRORS: dict[int | str, dict[str, object]] = {
 }
 
 
-def _store(url: str, spec: ImageJobSpec) -> jobs.Enqueued:
-    """Insert the job (waiting for dispatch), requeue it if it FAILED, or find it; one
-    transaction."""
+def store_deliveries(url: str, specs: Sequence[ImageJobSpec]) -> list[jobs.Enqueued]:
+    """For each delivery: insert the job (waiting for dispatch), requeue it if it FAILED, or
+    find it; all in one transaction (``DbRunner.grouped``)."""
     with session_scope(url) as session:
-        return jobs.enqueue_job(session, spec=spec)
+        return [jobs.enqueue_job(session, spec=spec) for spec in specs]
 
 
 def _view(url: str, job_id: uuid.UUID) -> JobView | None:
@@ -111,7 +112,7 @@ async def receive_image(request: Request, ctx: Context, body: RawBody) -> JSONRe
     _check_signature(request, ctx, body)
     event = _event(body, ctx)
     try:
-        stored = await ctx.db.run(_store, ctx.db.url, event.to_spec())
+        stored = await ctx.store(event.to_spec())
     except SQLAlchemyError as exc:
         log.error("delivery.db_unavailable", error=type(exc).__name__, sku=event.sku)
         raise _unavailable(exc, "database unavailable, deliver again") from None

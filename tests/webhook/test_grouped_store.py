@@ -1,0 +1,96 @@
+"""Deliveries that queue while the database is busy are stored together (webhook.db.Grouped)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from core.db import upgrade_schema
+from core.schemas import ImageJobSpec
+from core.settings import get_settings
+from tests.webhook.conftest import sha
+from webhook.db import MAX_GROUP, DbRunner
+from webhook.routes import store_deliveries
+
+
+def test_items_that_queue_meanwhile_go_in_the_next_call_in_order() -> None:
+    calls: list[list[int]] = []
+    busy, release = threading.Event(), threading.Event()
+
+    def work(items: Sequence[int]) -> list[int]:
+        calls.append(list(items))
+        if len(calls) == 1:
+            busy.set()
+            release.wait(10)  # the first transaction waits for the database's lock
+        return [item * 10 for item in items]
+
+    async def deliver() -> list[int]:
+        store = DbRunner("sqlite:///:memory:").grouped(work)
+        first = asyncio.ensure_future(store(0))
+        await asyncio.to_thread(busy.wait, 10)
+        rest = [asyncio.ensure_future(store(n)) for n in range(1, MAX_GROUP + 3)]
+        await asyncio.sleep(0.05)
+        release.set()
+        return await asyncio.gather(first, *rest)
+
+    results = asyncio.run(deliver())
+    assert results == [n * 10 for n in range(MAX_GROUP + 3)]
+    # One call alone, then the queued ones at most MAX_GROUP at a time, in arrival order.
+    assert calls == [[0], list(range(1, MAX_GROUP + 1)), [MAX_GROUP + 1, MAX_GROUP + 2]]
+
+
+def test_a_failing_item_fails_only_its_own_caller() -> None:
+    calls: list[list[str]] = []
+    busy, release = threading.Event(), threading.Event()
+
+    def work(items: Sequence[str]) -> list[str]:
+        calls.append(list(items))
+        if len(calls) == 1:
+            busy.set()
+            release.wait(10)
+        if "bad" in items:
+            raise ValueError("bad item")
+        return [item.upper() for item in items]
+
+    async def deliver() -> list[str | BaseException]:
+        store = DbRunner("sqlite:///:memory:").grouped(work)
+        first = asyncio.ensure_future(store("first"))
+        await asyncio.to_thread(busy.wait, 10)
+        rest = [asyncio.ensure_future(store(item)) for item in ("a", "bad", "b")]
+        await asyncio.sleep(0.05)
+        release.set()
+        return await asyncio.gather(first, *rest, return_exceptions=True)
+
+    first, a, bad, b = asyncio.run(deliver())
+    assert (first, a, b) == ("FIRST", "A", "B")
+    assert isinstance(bad, ValueError)
+    # The group failed as a whole (one transaction), then each item was stored alone.
+    assert calls == [["first"], ["a", "bad", "b"], ["a"], ["bad"], ["b"]]
+
+
+@pytest.mark.usefixtures("packshot_env")
+def test_concurrent_deliveries_on_sqlite_store_each_job_once(tmp_path: Path) -> None:
+    url = get_settings().database_url
+    upgrade_schema(url)
+    specs = [
+        ImageJobSpec(sku=f"GROUP-{n % 5}", image_url="https://x.example/a.jpg", sha256=sha(n % 5))
+        for n in range(20)
+    ]
+
+    async def deliver() -> list[str]:
+        runner = DbRunner(url)
+        store = runner.grouped(lambda items: store_deliveries(url, items))
+        stored = await asyncio.gather(*(store(spec) for spec in specs))
+        runner.close()
+        return [f"{s.outcome}:{s.job_id}" for s in stored]
+
+    outcomes = asyncio.run(deliver())
+    created = [o for o in outcomes if o.startswith("created:")]
+    assert len(created) == 5  # one job per (sku, sha256, theme), whatever group it fell in
+    ids = {o.split(":")[1] for o in outcomes}
+    assert ids == {o.split(":")[1] for o in created}
+    assert sum(o.startswith("duplicate:") for o in outcomes) == 15
