@@ -174,7 +174,8 @@ def _claim(url: str, size_for: Callable[[int], int]) -> _Claim | None:
     session = Session(get_engine(url), expire_on_commit=False)
     try:
         waiting = jobs.count_due_dispatch(session)
-        found = jobs.claim_dispatch(session, limit=size_for(waiting)) if waiting else []
+        limit = size_for(waiting)  # also when none wait: that ends the burst
+        found = jobs.claim_dispatch(session, limit=limit) if waiting else []
     except BaseException:
         session.close()
         raise
@@ -241,7 +242,7 @@ class Dispatcher:
         self.deployment = deployment
         self.batch_deployment = batch_deployment
         self.spread = settings.dispatch_spread or settings.workers * settings.worker_limit
-        self._burst_size = 1
+        self._burst_taken = 0  # jobs the current burst's runs have carried so far
         self._batch_off_until = 0.0
         self.api_url = api_url or prefect_api_url(settings)
         self._db = db or DbRunner(settings.database_url)
@@ -298,16 +299,22 @@ class Dispatcher:
     def batch_size(self, waiting: int) -> int:
         """How many of ``waiting`` jobs the next flow run carries.
 
-        One alone goes alone, at once. In a burst, the backlog seen when it began is shared
-        among ``spread`` runs (each at most ``dispatch_batch_max`` photos); the size is kept
-        while the backlog drains, so a burst of 11 on 2 slots becomes 6 + 5, not 6 + 3 + 1 + 1.
+        One alone goes alone, at once. A burst is shared out in rounds of ``spread`` runs (the
+        runs the work pool runs at once): as few runs as ``dispatch_batch_max`` allows, rounded
+        up to whole rounds, all about the same size. So 40 photos on 2 slots become 8 runs of 5
+        (four full rounds), not 6 × 6 + 4 (a last round with a slot idle), and 11 become 6 + 5.
+        The plan counts the jobs already taken from the burst, so it holds while the backlog
+        drains and grows with jobs that join it.
         """
         if waiting <= 1 or time.monotonic() < self._batch_off_until:
-            self._burst_size = 1
+            self._burst_taken = 0
             return 1
-        wanted = min(self.settings.dispatch_batch_max, math.ceil(waiting / self.spread))
-        self._burst_size = max(self._burst_size, wanted)
-        return min(self._burst_size, waiting)
+        seen = self._burst_taken + waiting
+        runs = math.ceil(seen / self.settings.dispatch_batch_max)
+        runs = math.ceil(runs / self.spread) * self.spread
+        size = min(math.ceil(seen / runs), waiting)
+        self._burst_taken += size
+        return size
 
     async def _trigger(self, refs: list[JobRef]) -> tuple[str, list[uuid.UUID]]:
         """Create the run for ``refs``: the job's own, or a batch; returns it and its jobs."""

@@ -138,3 +138,24 @@ def test_the_batch_size_shares_a_burst_among_the_runs_at_once(tmp_path: Any) -> 
     assert Dispatcher(make_settings(dispatch_batch_max=1), db=object()).batch_size(9) == 1  # type: ignore[arg-type]
     spread = Dispatcher(make_settings(workers=2, worker_limit=3, dispatch_batch_max=9), db=object())  # type: ignore[arg-type]
     assert spread.spread == 6 and spread.batch_size(30) == 5
+
+
+def test_a_burst_is_shared_in_whole_rounds_of_the_runs_at_once() -> None:
+    dispatcher = Dispatcher(make_settings(dispatch_batch_max=6, dispatch_spread=2), db=object())  # type: ignore[arg-type]
+
+    def drain(burst: int, arriving: dict[int, int] | None = None) -> list[int]:
+        sizes, waiting, taken = [], burst, 0
+        while waiting:
+            sizes.append(dispatcher.batch_size(waiting))
+            waiting -= sizes[-1]
+            taken += 1
+            waiting += (arriving or {}).get(taken, 0)
+        assert dispatcher.batch_size(0) == 1  # the dispatcher finds none waiting: burst over
+        return sizes
+
+    assert drain(40) == [5] * 8  # four rounds of two, no round with a slot idle
+    assert drain(12) == [6, 6]
+    assert drain(11) == [6, 5]
+    assert drain(13) == [4, 4, 4, 1]
+    # Jobs that join a burst being shared out are planned with it.
+    assert drain(12, arriving={1: 12}) == [6, 6, 6, 6]
