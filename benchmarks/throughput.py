@@ -25,7 +25,7 @@ embedded) are measured in the same run.
 
 ``--bursts 12,40`` measures instead what batching does, on the site ``packshot up`` starts
 (embedded, one worker running ``--limit`` flow runs at once): for each burst size, with the
-dispatcher's batches (``PACKSHOT_DISPATCH_BATCH_MAX``, default 6) and, as the reference measured
+dispatcher's batches (``PACKSHOT_DISPATCH_BATCH_MAX``, default 10) and, as the reference measured
 in the same run, with one flow run per photo (batch size 1):
 
     share in steps  Σ per photo of the time some step of it ran (union of its step intervals)
@@ -33,7 +33,7 @@ in the same run, with one flow run per photo (batch size 1):
     images/min      burst size / burst wall time
     runs            flow runs the burst became (batches plus photos sent alone)
 
-    .venv/bin/python benchmarks/throughput.py --bursts 12,40 [--batch-max 6] [--limit 2]
+    .venv/bin/python benchmarks/throughput.py --bursts 12,40 [--batch-max 10,1] [--limit 2]
 """
 
 from __future__ import annotations
@@ -357,7 +357,7 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=12, help="photos per burst")
     parser.add_argument("--bursts", default="", help="burst sizes: measure batching instead")
     parser.add_argument(
-        "--batch-max", default="6,1", help="with --bursts: batch sizes to compare (1 = none)"
+        "--batch-max", default="10,1", help="with --bursts: batch sizes to compare (1 = none)"
     )
     parser.add_argument("--profiles", default="embedded,production")
     parser.add_argument("--workers", default="1,2", help="worker counts to compare")

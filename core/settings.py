@@ -188,7 +188,7 @@ class Settings(BaseSettings):
         "webhook's process is also woken by each new job; one on its own relies on this).",
     )
     dispatch_batch_max: int = Field(
-        6,
+        10,
         ge=1,
         le=50,
         description="Most photos one flow run carries when several wait (a burst pays one "

@@ -68,6 +68,10 @@ def stack_env(
             "PYTHONUNBUFFERED": "1",
         }
     )
+    # The dispatcher queues a burst's runs behind the work pool's slots by design: Late should
+    # mean "no worker took it for minutes" (workers down), not "a burst is being worked off".
+    # Marking every waiting run Late also costs the server a state write per run, each 5 s.
+    env.setdefault("PREFECT_SERVER_SERVICES_LATE_RUNS_AFTER_SECONDS", "300")
     env.update(extra or {})
     return env
 

@@ -7,8 +7,9 @@ reused Prefect client, ``timeout=0``, idempotency key = the job id) and records 
 A job found alone gets its own ``process-image`` run at once. When several wait (a burst), the
 loop gives a batch of them to one ``process-batch`` run (``flows/batch.py``), which runs each as
 its own subflow and so pays a flow-run process start once per batch instead of once per photo.
-The batch size is the backlog seen when the burst began, shared among the flow runs the work
-pool runs at once (``PACKSHOT_DISPATCH_SPREAD``), at most ``PACKSHOT_DISPATCH_BATCH_MAX``.
+A burst is shared out in whole rounds of the flow runs the work pool runs at once
+(``PACKSHOT_DISPATCH_SPREAD``), at most ``PACKSHOT_DISPATCH_BATCH_MAX`` photos per run
+(``Dispatcher.batch_size``).
 Nothing is kept in memory that a restart could lose:
 
 - Prefect unreachable, 5xx, or the deployment missing: the job stays waiting (attempt count and
