@@ -23,6 +23,7 @@ from deployments.prefect_env import prefect_api
 from deployments.profile import ensure_results_block
 
 __all__ = [
+    "ENGINE_COMMAND",
     "LOCKED_JOB_VARIABLES",
     "ROOT",
     "bring_up",
@@ -38,14 +39,20 @@ WORK_POOL = "local"
 ZOMBIE_AUTOMATION = "packshot-crash-zombie-flows"
 # What a job variable could otherwise set: the command run, where, and with which environment.
 LOCKED_JOB_VARIABLES = ("command", "working_dir", "env")
+# Fixed in the pool's template (no variable can change it). A configured command also makes the
+# process worker start the engine directly: without one, Prefect starts a workspace supervisor
+# process first (a second interpreter per flow run, about 1.5 s here) that would only prepare
+# the temporary directory the deployment's pull step leaves anyway. `python` is the Packshot
+# environment's: the stack puts its bin folder first on the workers' PATH.
+ENGINE_COMMAND = "python -m prefect.engine"
 log = logging.getLogger("packshot.bringup")
 
 
 def locked_job_template() -> dict[str, Any]:
     """Prefect's process template without the locked variables, refusing unknown ones.
 
-    Flow runs get the worker's own command (``python -m prefect.engine``), a temporary working
-    directory (the deployment's pull step moves to the code) and the worker's environment.
+    Flow runs get a fixed command (``ENGINE_COMMAND``), a temporary working directory (the
+    deployment's pull step moves to the code) and the worker's environment.
     """
     from prefect.workers.process import ProcessWorker
 
@@ -53,6 +60,7 @@ def locked_job_template() -> dict[str, Any]:
     for name in LOCKED_JOB_VARIABLES:
         template["job_configuration"].pop(name, None)
         template["variables"]["properties"].pop(name, None)
+    template["job_configuration"]["command"] = ENGINE_COMMAND
     template["variables"]["additionalProperties"] = False
     return template
 

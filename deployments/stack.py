@@ -55,6 +55,8 @@ def stack_env(
         env["PREFECT_API_AUTH_STRING"] = auth
     env.update(
         {
+            # Flow runs start as `python -m prefect.engine` (bringup.ENGINE_COMMAND): this one.
+            "PATH": os.pathsep.join([str(_BIN), env.get("PATH", os.defpath)]),
             "PACKSHOT_HOME": str(settings.home.expanduser().resolve()),
             "PREFECT_API_URL": api_url,
             "PREFECT_HOME": str(settings.prefect_home),

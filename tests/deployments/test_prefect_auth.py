@@ -16,7 +16,12 @@ from pydantic import SecretStr
 from core.errors import ConfigurationError
 from core.settings import Settings
 from dashboard.launch import streamlit_env
-from deployments.bringup import LOCKED_JOB_VARIABLES, ensure_work_pool, locked_job_template
+from deployments.bringup import (
+    ENGINE_COMMAND,
+    LOCKED_JOB_VARIABLES,
+    ensure_work_pool,
+    locked_job_template,
+)
 from deployments.prefect_auth import ensure_auth_string, server_env
 from deployments.stack import Stack
 
@@ -76,7 +81,11 @@ def test_the_locked_template_offers_no_command_directory_or_environment() -> Non
     template = locked_job_template()
     for name in LOCKED_JOB_VARIABLES:
         assert name not in template["variables"]["properties"]
-        assert name not in template["job_configuration"]
+    assert "working_dir" not in template["job_configuration"]
+    assert "env" not in template["job_configuration"]
+    # The command is fixed text, no placeholder a job variable could fill.
+    assert template["job_configuration"]["command"] == ENGINE_COMMAND
+    assert "{{" not in ENGINE_COMMAND
     assert template["variables"]["additionalProperties"] is False
     assert {"name", "labels", "stream_output"} <= set(template["variables"]["properties"])
 
