@@ -56,7 +56,7 @@ _LEASE = "background-server.lease"
 _BIN = Path(sys.executable).parent
 
 # Not needed to run flows in this process: off, so the server starts sooner and stays idle.
-SERVICES_OFF = (
+_SERVICES_OFF = (
     "PREFECT_UI_ENABLED",
     "PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED",
     "PREFECT_SERVER_SERVICES_LATE_RUNS_ENABLED",
@@ -150,17 +150,16 @@ def used(settings: Settings) -> Iterator[BackgroundServer]:
     Two commands starting at once share one server: the start is serialised by a lock file.
     """
     settings.prefect_home.mkdir(parents=True, exist_ok=True)
-    with _locked(settings.prefect_home / "background-server.lock", fcntl.LOCK_EX):
-        server = find(settings) or _spawn(settings)
-        # A shared lock for as long as the command runs: the watchdog cannot take it
-        # exclusively, so it knows the server is in use. It goes when the process does.
-        lease = _locked(settings.prefect_home / _LEASE, fcntl.LOCK_SH)
-        lease.__enter__()
-    try:
-        yield server
-    finally:
-        renew(settings)
-        lease.__exit__(None, None, None)
+    with contextlib.ExitStack() as lease:
+        with _locked(settings.prefect_home / "background-server.lock", fcntl.LOCK_EX):
+            server = find(settings) or _spawn(settings)
+            # Shared, for as long as the command runs: the watchdog cannot take it exclusively,
+            # so it knows the server is in use. The kernel drops it if this process dies.
+            lease.enter_context(_locked(settings.prefect_home / _LEASE, fcntl.LOCK_SH))
+        try:
+            yield server
+        finally:
+            renew(settings)
 
 
 def _spawn(settings: Settings) -> BackgroundServer:
@@ -259,7 +258,7 @@ def _serve(settings: Settings) -> int:
         "PREFECT_HOME": str(settings.prefect_home),
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         **server_env(settings, auth, api_ui),
-        **dict.fromkeys(SERVICES_OFF, "false"),
+        **dict.fromkeys(_SERVICES_OFF, "false"),
     }
     if settings.prefect_database_url is not None:
         database = settings.prefect_database_url.get_secret_value()
