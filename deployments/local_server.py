@@ -284,6 +284,7 @@ def _serve(settings: Settings) -> int:
             server.wait(timeout=15)
         except subprocess.TimeoutExpired:
             server.kill()
+            server.wait()
         _forget(state)
     return 0
 

@@ -20,6 +20,8 @@ from typing import Generic, ParamSpec, TypeVar
 
 from sqlalchemy.engine import make_url
 
+from core.db_errors import is_transient_db_error
+
 __all__ = ["DbRunner"]
 
 P = ParamSpec("P")
@@ -84,22 +86,30 @@ class Grouped(Generic[A, R]):
         return await future
 
     def _drain(self) -> None:
-        while True:
-            with self._lock:
-                group, self._queued = self._queued[:MAX_GROUP], self._queued[MAX_GROUP:]
-                if not group:
+        finished = False
+        try:
+            while True:
+                with self._lock:
+                    group, self._queued = self._queued[:MAX_GROUP], self._queued[MAX_GROUP:]
+                    if not group:  # under the lock: a caller appending now starts a new drain
+                        self._draining, finished = False, True
+                        return
+                self._run(group)
+        finally:
+            if not finished:  # an unexpected error: the next caller drains again
+                with self._lock:
                     self._draining = False
-                    return
-            self._run(group)
 
     def _run(self, group: list[_Waiting[A, R]]) -> None:
         try:
             results = self._work([item for item, _, _ in group])
-        except Exception as exc:  # noqa: BLE001  (each item again alone: its own error, its own caller)
-            if len(group) == 1:
-                _settle(group[0], None, exc)
+        except Exception as exc:  # noqa: BLE001  (each caller gets its own answer)
+            if len(group) == 1 or is_transient_db_error(exc):
+                # The database is down or locked: trying each alone would only wait again.
+                for waiting in group:
+                    _settle(waiting, None, exc)
                 return
-            for waiting in group:
+            for waiting in group:  # one bad item: alone, each fails or succeeds on its own
                 self._run([waiting])
             return
         for waiting, result in zip(group, results, strict=True):

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
+from sqlalchemy.exc import OperationalError
 
 from core.db import upgrade_schema
 from core.schemas import ImageJobSpec
@@ -70,6 +71,33 @@ def test_a_failing_item_fails_only_its_own_caller() -> None:
     assert isinstance(bad, ValueError)
     # The group failed as a whole (one transaction), then each item was stored alone.
     assert calls == [["first"], ["a", "bad", "b"], ["a"], ["bad"], ["b"]]
+
+
+def test_a_database_out_of_reach_fails_the_group_at_once_without_retrying_each() -> None:
+    calls: list[list[int]] = []
+    busy, release = threading.Event(), threading.Event()
+
+    def work(items: Sequence[int]) -> list[int]:
+        calls.append(list(items))
+        if len(calls) == 1:
+            busy.set()
+            release.wait(10)
+            return [0]
+        raise OperationalError("INSERT", {}, Exception("server closed the connection"))
+
+    async def deliver() -> list[int | BaseException]:
+        store = DbRunner("sqlite:///:memory:").grouped(work)
+        first = asyncio.ensure_future(store(0))
+        await asyncio.to_thread(busy.wait, 10)
+        rest = [asyncio.ensure_future(store(n)) for n in (1, 2, 3)]
+        await asyncio.sleep(0.05)
+        release.set()
+        return await asyncio.gather(first, *rest, return_exceptions=True)
+
+    first, *rest = asyncio.run(deliver())
+    assert first == 0
+    assert all(isinstance(outcome, OperationalError) for outcome in rest)
+    assert calls == [[0], [1, 2, 3]]  # each alone would only wait for the database again
 
 
 @pytest.mark.usefixtures("packshot_env")
