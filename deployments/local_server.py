@@ -259,6 +259,9 @@ def _serve(settings: Settings) -> int:
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         **server_env(settings, auth, api_ui),
         **dict.fromkeys(_SERVICES_OFF, "false"),
+        # Block types are for `packshot up`'s server (results storage); runs in a command's
+        # own process use none. Registering them takes about a second of every first start.
+        "PREFECT_SERVER_REGISTER_BLOCKS_ON_START": "false",
     }
     if settings.prefect_database_url is not None:
         database = settings.prefect_database_url.get_secret_value()
