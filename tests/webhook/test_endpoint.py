@@ -259,10 +259,15 @@ def _raw_http(live: LiveApp, head: bytes, payload: bytes, *, half_close: bool = 
         if half_close:
             sock.shutdown(socket.SHUT_WR)
         data = b""
-        while chunk := sock.recv(65536):
-            data += chunk
-            if not half_close and b"\r\n\r\n" in data:
-                break
+        try:
+            while chunk := sock.recv(65536):
+                data += chunk
+                if not half_close and b"\r\n\r\n" in data:
+                    break
+        except ConnectionResetError:
+            # The server closed with our unread bytes in its buffer: the kernel sent a reset,
+            # which may come before its answer is read. Whatever arrived is returned.
+            pass
     return data
 
 
@@ -272,7 +277,9 @@ def test_content_length_that_lies_low_never_lets_the_rest_through(live: LiveApp)
         f"POST {URL_PATH} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
         f"X-3JMS-Signature: {sign(SECRET, payload)}\r\nContent-Length: 40\r\n\r\n"
     ).encode()
-    answer = _raw_http(live, head, payload)
+    # A reset can overtake the answer (see _raw_http); a few tries see it, none stores a job.
+    answers = [_raw_http(live, head, payload) for _ in range(5)]
+    answer = next((a for a in answers if a), b"")
     assert answer.startswith(b"HTTP/1.1 4"), answer[:80]
     assert live.backlog() == 0
 
