@@ -19,10 +19,12 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Generic, ParamSpec, TypeVar
 
 from sqlalchemy.engine import make_url
+from sqlmodel import Session
 
+from core.db import get_engine
 from core.db_errors import is_transient_db_error
 
-__all__ = ["DbRunner"]
+__all__ = ["DbRunner", "Grouped", "read"]
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -31,6 +33,12 @@ R = TypeVar("R")
 
 # Enough for a burst at hundreds per second, small enough that one transaction stays short.
 MAX_GROUP = 64
+
+
+def read(url: str, query: Callable[[Session], T]) -> T:
+    """``query(session)`` in a session of its own that commits nothing (counts, views)."""
+    with Session(get_engine(url)) as session:
+        return query(session)
 
 
 class DbRunner:

@@ -57,7 +57,7 @@ from flows.trigger import (
     trigger_batch,
     trigger_job,
 )
-from webhook.db import DbRunner
+from webhook.db import DbRunner, read
 from webhook.logs import get_logger
 
 if TYPE_CHECKING:
@@ -212,16 +212,6 @@ def _release(session: Session) -> None:
         session.rollback()
 
 
-def _due(url: str) -> int:
-    with Session(get_engine(url)) as session:
-        return jobs.count_due_dispatch(session)
-
-
-def _backlog(url: str) -> int:
-    with Session(get_engine(url)) as session:
-        return jobs.count_pending_dispatch(session)
-
-
 class Dispatcher:
     """Creates the flow runs of waiting jobs; ``run`` loops, ``run_once`` does one job (tests).
 
@@ -281,7 +271,7 @@ class Dispatcher:
 
     async def backlog(self) -> int:
         """How many jobs wait for their flow run."""
-        return await self._db.run(_backlog, self._db.url)
+        return await self._db.run(read, self._db.url, jobs.count_pending_dispatch)
 
     def status(self) -> dict[str, object]:
         """For ``/healthz``: alive, counters, the last error, when the next retry is."""
@@ -461,7 +451,7 @@ class Dispatcher:
         """After an idle pause: woken by the webhook in this process, or a poll finds jobs."""
         if self._wake.is_set():
             return True
-        return await self._db.run(_due, self._db.url) > 0
+        return await self._db.run(read, self._db.url, jobs.count_due_dispatch) > 0
 
     async def _back_off(self, stop: asyncio.Event) -> None:
         status = self._status

@@ -21,6 +21,7 @@ from core import jobs
 from core.db import get_engine, is_transient_db_error, session_scope
 from core.schemas import ImageJobSpec, JobView
 from core.urls import redact_url
+from webhook.db import read
 from webhook.deps import ApiError, Context, RawBody
 from webhook.logs import get_logger
 from webhook.notifier import outbox_backlog
@@ -55,11 +56,6 @@ def store_deliveries(url: str, specs: Sequence[ImageJobSpec]) -> list[jobs.Enque
 def _view(url: str, job_id: uuid.UUID) -> JobView | None:
     with Session(get_engine(url)) as session:
         return jobs.job_view(session, job_id=job_id)
-
-
-def _backlog(url: str) -> int:
-    with Session(get_engine(url)) as session:
-        return jobs.count_pending_dispatch(session)
 
 
 def _unavailable(exc: SQLAlchemyError, message: str) -> ApiError:
@@ -160,7 +156,7 @@ async def healthz(ctx: Context) -> JSONResponse:
     """200 when the database answers and the dispatcher (if enabled) is running, else 503."""
     backlog: int | None = None
     try:
-        backlog = await run_in_threadpool(_backlog, ctx.db.url)
+        backlog = await run_in_threadpool(read, ctx.db.url, jobs.count_pending_dispatch)
         db = "ok"
     except SQLAlchemyError as exc:
         db = f"error: {type(exc).__name__}"

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 from sqlalchemy.exc import OperationalError
@@ -17,56 +18,52 @@ from tests.webhook.conftest import sha
 from webhook.db import MAX_GROUP, DbRunner
 from webhook.routes import store_deliveries
 
+T = TypeVar("T")
 
-def test_items_that_queue_meanwhile_go_in_the_next_call_in_order() -> None:
-    calls: list[list[int]] = []
+
+def _queued_behind_a_busy_call(
+    work: Callable[[Sequence[T]], list[T]], first: T, rest: Sequence[T]
+) -> tuple[list[list[T]], list[T | BaseException]]:
+    """Store ``first``; while ``work`` is busy with it, queue ``rest``. Returns the calls
+    ``work`` got and each item's outcome (its result or its error), in order."""
+    calls: list[list[T]] = []
     busy, release = threading.Event(), threading.Event()
 
-    def work(items: Sequence[int]) -> list[int]:
+    def recorded(items: Sequence[T]) -> list[T]:
         calls.append(list(items))
         if len(calls) == 1:
             busy.set()
             release.wait(10)  # the first transaction waits for the database's lock
-        return [item * 10 for item in items]
+        return work(items)
 
-    async def deliver() -> list[int]:
-        store = DbRunner("sqlite:///:memory:").grouped(work)
-        first = asyncio.ensure_future(store(0))
+    async def deliver() -> list[T | BaseException]:
+        store = DbRunner("sqlite:///:memory:").grouped(recorded)
+        started = asyncio.ensure_future(store(first))
         await asyncio.to_thread(busy.wait, 10)
-        rest = [asyncio.ensure_future(store(n)) for n in range(1, MAX_GROUP + 3)]
+        queued = [asyncio.ensure_future(store(item)) for item in rest]
         await asyncio.sleep(0.05)
         release.set()
-        return await asyncio.gather(first, *rest)
+        return await asyncio.gather(started, *queued, return_exceptions=True)
 
-    results = asyncio.run(deliver())
+    return calls, asyncio.run(deliver())
+
+
+def test_items_that_queue_meanwhile_go_in_the_next_call_in_order() -> None:
+    calls, results = _queued_behind_a_busy_call(
+        lambda items: [item * 10 for item in items], 0, range(1, MAX_GROUP + 3)
+    )
     assert results == [n * 10 for n in range(MAX_GROUP + 3)]
     # One call alone, then the queued ones at most MAX_GROUP at a time, in arrival order.
     assert calls == [[0], list(range(1, MAX_GROUP + 1)), [MAX_GROUP + 1, MAX_GROUP + 2]]
 
 
 def test_a_failing_item_fails_only_its_own_caller() -> None:
-    calls: list[list[str]] = []
-    busy, release = threading.Event(), threading.Event()
-
     def work(items: Sequence[str]) -> list[str]:
-        calls.append(list(items))
-        if len(calls) == 1:
-            busy.set()
-            release.wait(10)
         if "bad" in items:
             raise ValueError("bad item")
         return [item.upper() for item in items]
 
-    async def deliver() -> list[str | BaseException]:
-        store = DbRunner("sqlite:///:memory:").grouped(work)
-        first = asyncio.ensure_future(store("first"))
-        await asyncio.to_thread(busy.wait, 10)
-        rest = [asyncio.ensure_future(store(item)) for item in ("a", "bad", "b")]
-        await asyncio.sleep(0.05)
-        release.set()
-        return await asyncio.gather(first, *rest, return_exceptions=True)
-
-    first, a, bad, b = asyncio.run(deliver())
+    calls, (first, a, bad, b) = _queued_behind_a_busy_call(work, "first", ("a", "bad", "b"))
     assert (first, a, b) == ("FIRST", "A", "B")
     assert isinstance(bad, ValueError)
     # The group failed as a whole (one transaction), then each item was stored alone.
@@ -74,27 +71,12 @@ def test_a_failing_item_fails_only_its_own_caller() -> None:
 
 
 def test_a_database_out_of_reach_fails_the_group_at_once_without_retrying_each() -> None:
-    calls: list[list[int]] = []
-    busy, release = threading.Event(), threading.Event()
-
     def work(items: Sequence[int]) -> list[int]:
-        calls.append(list(items))
-        if len(calls) == 1:
-            busy.set()
-            release.wait(10)
+        if list(items) == [0]:
             return [0]
         raise OperationalError("INSERT", {}, Exception("server closed the connection"))
 
-    async def deliver() -> list[int | BaseException]:
-        store = DbRunner("sqlite:///:memory:").grouped(work)
-        first = asyncio.ensure_future(store(0))
-        await asyncio.to_thread(busy.wait, 10)
-        rest = [asyncio.ensure_future(store(n)) for n in (1, 2, 3)]
-        await asyncio.sleep(0.05)
-        release.set()
-        return await asyncio.gather(first, *rest, return_exceptions=True)
-
-    first, *rest = asyncio.run(deliver())
+    calls, (first, *rest) = _queued_behind_a_busy_call(work, 0, (1, 2, 3))
     assert first == 0
     assert all(isinstance(outcome, OperationalError) for outcome in rest)
     assert calls == [[0], [1, 2, 3]]  # each alone would only wait for the database again
