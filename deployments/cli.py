@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import sys
 import time
@@ -76,7 +77,7 @@ def process(
     ] = False,
 ) -> None:
     """Run one image through the whole flow now, in this process."""
-    settings = configure(allow_local_sources=True)
+    settings = _one_photo_settings()
     from deployments.prefect_env import apply_prefect_defaults
 
     apply_prefect_defaults(settings, log_level="INFO" if verbose else "WARNING")
@@ -112,6 +113,17 @@ def process(
     if outcome.error_line:
         err.print(outcome.error_line, markup=False, soft_wrap=True)
     raise typer.Exit(outcome.exit_code)
+
+
+def _one_photo_settings() -> Settings:
+    """Settings for one photo run in this process: local files are allowed as the source, and
+    the local model uses the machine's cores (up to 4; a small model gains little beyond)
+    unless PACKSHOT_SEGMENTER_THREADS says otherwise. Workers keep one thread per model, as
+    they run photos side by side."""
+    settings = configure(allow_local_sources=True)
+    if "segmenter_threads" in settings.model_fields_set:
+        return settings
+    return configure(segmenter_threads=max(1, min(len(os.sched_getaffinity(0)), 4)))
 
 
 def _validation_text(exc: ValidationError) -> str:

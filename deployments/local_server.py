@@ -11,9 +11,14 @@ A fresh home's Prefect database starts as a copy of a migrated template that ``m
 builds once per installed Prefect version (``build_template``), instead of migrating from
 scratch on the first photo.
 
-The server runs under a small watchdog process (``python -m deployments.local_server``): the
-watchdog owns the state file (its pid, the port) whose modification time is the lease each
-command renews, and stops the server when the lease runs out.
+The server runs under a small watchdog process (``deployments.watchdog``, stdlib only, so
+that nothing is imported before the server's own start): the state file names the watchdog's
+pid and the port, its modification time is renewed by each command, and the watchdog stops
+the server when it has gone unused for the idle time and no command holds the lease.
+
+``packshot process`` starts the server first thing (``start``), before it imports the rest of
+the CLI and Prefect, so that the server boots on one core while the command prepares on the
+other.
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ __all__ = [
     "find",
     "renew",
     "seed_database",
+    "start",
     "stop",
     "template_path",
     "used",
@@ -142,16 +148,22 @@ def renew(settings: Settings) -> None:
         os.utime(settings.prefect_home / _STATE)
 
 
-@contextlib.contextmanager
-def used(settings: Settings) -> Iterator[BackgroundServer]:
-    """This home's background server (the running one, or one started now, not waited for),
-    held in use for the block: it does not count as idle until the block ends.
+def start(settings: Settings) -> BackgroundServer:
+    """This home's background server: the running one, or one started now (not waited for).
 
     Two commands starting at once share one server: the start is serialised by a lock file.
+    A server started here and not used within the idle time stops by itself.
     """
-    settings.prefect_home.mkdir(parents=True, exist_ok=True)
+    with _start_lock(settings):
+        return find(settings) or _spawn(settings)
+
+
+@contextlib.contextmanager
+def used(settings: Settings) -> Iterator[BackgroundServer]:
+    """This home's background server (see ``start``), held in use for the block: it does not
+    count as idle until the block ends."""
     with contextlib.ExitStack() as lease:
-        with _locked(settings.prefect_home / "background-server.lock", fcntl.LOCK_EX):
+        with _start_lock(settings):
             server = find(settings) or _spawn(settings)
             # Shared, for as long as the command runs: the watchdog cannot take it exclusively,
             # so it knows the server is in use. The kernel drops it if this process dies.
@@ -163,21 +175,28 @@ def used(settings: Settings) -> Iterator[BackgroundServer]:
 
 
 def _spawn(settings: Settings) -> BackgroundServer:
-    ensure_auth_string(settings)  # generated before the server needs it
+    auth = ensure_auth_string(settings)  # generated before the server needs it
     seed_database(settings)
     log_file = settings.prefect_home / _LOG
-    env = {
-        **os.environ,
-        # What the watchdog must agree on with this command, whatever set it here.
-        "PACKSHOT_HOME": str(settings.home.expanduser().resolve()),
-        "PACKSHOT_PREFECT_PORT": str(settings.prefect_port),
-        "PACKSHOT_LOCAL_SERVER_IDLE_S": str(settings.local_server_idle_s),
+    config = {
+        "argv": [
+            str(_BIN / "prefect"),
+            "server",
+            "start",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(settings.prefect_port),
+        ],
+        "state": str(settings.prefect_home / _STATE),
+        "lease": str(settings.prefect_home / _LEASE),
+        "idle_s": settings.local_server_idle_s,
     }
     with log_file.open("ab") as sink:
         watchdog = subprocess.Popen(
-            [sys.executable, "-m", "deployments.local_server"],
+            [sys.executable, "-m", "deployments.watchdog", json.dumps(config)],
             cwd=Path.cwd(),  # the same .env and relative paths as this command
-            env=env,
+            env=_server_env(settings, auth),  # the credentials travel here, not in argv
             stdin=subprocess.DEVNULL,
             stdout=sink,
             stderr=subprocess.STDOUT,
@@ -187,6 +206,24 @@ def _spawn(settings: Settings) -> BackgroundServer:
     _write_state(settings, watchdog.pid)
     api_url = f"http://127.0.0.1:{settings.prefect_port}/api"
     return BackgroundServer(watchdog.pid, api_url, log_file)
+
+
+def _server_env(settings: Settings, auth: str) -> dict[str, str]:
+    """The server's environment: this command's, with the background server's settings."""
+    env = {
+        **os.environ,
+        "PREFECT_HOME": str(settings.prefect_home),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        **server_env(settings, auth, f"http://127.0.0.1:{settings.prefect_port}"),
+        **dict.fromkeys(_SERVICES_OFF, "false"),
+        # Block types are for `packshot up`'s server (results storage); runs in a command's
+        # own process use none. Registering them takes about a second of every first start.
+        "PREFECT_SERVER_REGISTER_BLOCKS_ON_START": "false",
+    }
+    if settings.prefect_database_url is not None:
+        database = settings.prefect_database_url.get_secret_value()
+        env["PREFECT_API_DATABASE_CONNECTION_URL"] = database
+    return env
 
 
 def stop(settings: Settings, timeout: float = 20.0) -> bool:
@@ -227,6 +264,11 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _start_lock(settings: Settings) -> contextlib.AbstractContextManager[None]:
+    settings.prefect_home.mkdir(parents=True, exist_ok=True)
+    return _locked(settings.prefect_home / "background-server.lock", fcntl.LOCK_EX)
+
+
 @contextlib.contextmanager
 def _locked(path: Path, mode: int) -> Iterator[None]:
     with path.open("a") as handle:
@@ -237,71 +279,8 @@ def _locked(path: Path, mode: int) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _in_use(lease: Path) -> bool:
-    """True while a command holds the lease (shared); the watchdog probes it exclusively."""
-    with lease.open("a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        fcntl.flock(handle, fcntl.LOCK_UN)
-        return False
-
-
-def _serve(settings: Settings) -> int:
-    """Run the server until the lease runs out, the server exits, or SIGTERM; the watchdog."""
-    state = settings.prefect_home / _STATE
-    auth = ensure_auth_string(settings)
-    api_ui = f"http://127.0.0.1:{settings.prefect_port}"
-    env = {
-        **os.environ,
-        "PREFECT_HOME": str(settings.prefect_home),
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        **server_env(settings, auth, api_ui),
-        **dict.fromkeys(_SERVICES_OFF, "false"),
-        # Block types are for `packshot up`'s server (results storage); runs in a command's
-        # own process use none. Registering them takes about a second of every first start.
-        "PREFECT_SERVER_REGISTER_BLOCKS_ON_START": "false",
-    }
-    if settings.prefect_database_url is not None:
-        database = settings.prefect_database_url.get_secret_value()
-        env["PREFECT_API_DATABASE_CONNECTION_URL"] = database
-    argv = [str(_BIN / "prefect"), "server", "start", "--host", "127.0.0.1"]
-    server = subprocess.Popen([*argv, "--port", str(settings.prefect_port)], env=env)
-    stopping: list[int] = []
-    signal.signal(signal.SIGTERM, lambda signum, _frame: stopping.append(signum))
-    idle, lease = settings.local_server_idle_s, settings.prefect_home / _LEASE
-    try:
-        while not stopping and server.poll() is None:
-            try:
-                unused = time.time() - state.stat().st_mtime
-            except OSError:  # the state file is gone: someone stopped us
-                break
-            if unused > idle and not _in_use(lease):
-                log.info("unused for %.0f s: stopping the background Prefect server", unused)
-                break
-            time.sleep(1.0)
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-        _forget(state)
-    return 0
-
-
-def _forget(state: Path) -> None:
-    """Remove the state file if it still names this watchdog (a successor may own it)."""
-    with contextlib.suppress(OSError, ValueError, KeyError):
-        if json.loads(state.read_text())["pid"] == os.getpid():
-            state.unlink()
-
-
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    if sys.argv[1:] == ["--template"]:  # make setup
-        log.info("Prefect database template: %s", build_template())
-        raise SystemExit(0)
-    raise SystemExit(_serve(Settings()))
+    if sys.argv[1:] != ["--template"]:  # make setup
+        raise SystemExit("usage: python -m deployments.local_server --template")
+    log.info("Prefect database template: %s", build_template())

@@ -68,9 +68,9 @@ class ProcessOutcome:
 def _warm_up(settings: Settings) -> None:
     """Load what the first step needs while the Prefect server boots (model session, tables)."""
     upgrade_schema(settings.database_url)
-    from core.providers.registry import new_generator, new_remover
+    from core.providers.registry import load_models, new_generator
 
-    new_remover(settings)
+    load_models(settings)
     new_generator(settings)
     import flows.process_image  # noqa: F401  (imports Prefect's flow engine and every task)
 

@@ -6,6 +6,7 @@ An unknown name is a ``ConfigurationError`` at start-up, never a surprise mid-ru
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
@@ -23,6 +24,7 @@ __all__ = [
     "REMOVERS",
     "ChainRemover",
     "check_providers",
+    "load_models",
     "new_generator",
     "new_remover",
     "reset_providers",
@@ -202,6 +204,22 @@ def new_remover(settings: Settings, only: str | None = None) -> BackgroundRemove
     if len(removers) == 1:
         return removers[0]  # type: ignore[return-value]
     return ChainRemover(removers, mask_judge(settings))  # type: ignore[arg-type]
+
+
+def load_models(settings: Settings) -> None:
+    """Load the local segmentation model now rather than in the first step that uses it.
+
+    For a command with time to spare before its first step (it waits for a Prefect server).
+    A model that cannot be loaded is left for that step to report, with its job row.
+    """
+    from core.providers.local import LocalRemover
+
+    remover = new_remover(settings)
+    members = remover.removers if isinstance(remover, ChainRemover) else [remover]
+    for member in members:
+        if isinstance(member, LocalRemover):
+            with contextlib.suppress(ConfigurationError):
+                member.session()
 
 
 def new_generator(settings: Settings) -> BackgroundGenerator:

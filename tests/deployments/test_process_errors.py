@@ -24,7 +24,7 @@ from tests.helpers.images import bomb_png, jpeg_bytes, product_photo, truncated_
 
 pytestmark = pytest.mark.xdist_group("prefect")
 
-_MAIN = "from deployments.cli import main; main()"
+_MAIN = "from deployments.entry import main; main()"
 
 
 @pytest.fixture(autouse=True)
