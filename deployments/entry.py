@@ -50,7 +50,10 @@ def _exit_now(done: SystemExit) -> None:
         if thread is not threading.main_thread()
     ):
         return
-    atexit._run_exitfuncs()  # logging's flush, Prefect's background threads
+    # What the interpreter runs first when it exits: threading's exit hooks (Prefect's event
+    # and log workers send what they still hold), then atexit's (logging, Prefect's threads).
+    threading._shutdown()  # type: ignore[attr-defined]
+    atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(OSError, ValueError):  # closed by the reader: nothing to lose
             stream.flush()

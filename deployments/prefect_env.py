@@ -7,6 +7,7 @@ preparation while it boots, and leaves it running for the next command.
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Iterator
@@ -118,16 +119,48 @@ class PrefectApi:
         self.startup_ms += (time.perf_counter() - started) * 1000
         self.url = server.api_url
 
+    @contextmanager
+    def flow_here(self) -> Iterator[None]:
+        """For a block that calls a flow in this process: this API, its credentials, and no
+        heartbeat thread.
+
+        Heartbeats let a stack mark a run whose worker died as Crashed; a run in this process
+        ends with the command, which reports it. And the thread, asleep in one-second steps,
+        keeps the flow from returning for up to a second after its last step.
+        """
+        from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+
+        with (
+            prefect_api(self.url, self.auth),
+            temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}),
+        ):
+            yield
+
     def stop(self) -> None:
-        """Send what is still queued (logs, events), then release a background server."""
-        if self._server is None:
-            return
+        """Send what is still queued (logs, events), then release a background server.
+
+        The workers' own "still processing N items" notes are kept off the terminal: this drain
+        is on purpose, and a command's output is its result.
+        """
         from prefect.events.worker import EventsWorker
         from prefect.logging.handlers import APILogWorker
 
-        APILogWorker.drain_all(timeout=10)
-        EventsWorker.drain_all(timeout=10)
+        with _quiet(APILogWorker.__name__), _quiet(EventsWorker.__name__):
+            APILogWorker.drain_all(timeout=10)
+            EventsWorker.drain_all(timeout=10)
         self._lease.close()
+
+
+@contextmanager
+def _quiet(logger_name: str) -> Iterator[None]:
+    """Only errors from ``logger_name`` for the block."""
+    logger = logging.getLogger(logger_name)
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def locate_api_url(settings: Settings) -> str | None:

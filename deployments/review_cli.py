@@ -135,7 +135,7 @@ def _publish(settings: Settings, job: Job) -> str:
         api.wait()
         from flows.process_image import process_image
 
-        with prefect_api(api.url, api.auth):
+        with api.flow_here():
             result = process_image(job_id=job.id)
         return f"published here: {result['status']}"
     except Exception as exc:  # noqa: BLE001  (the job row has the details)

@@ -11,7 +11,7 @@ from core.jobs import job_view
 from core.schemas import ImageJobSpec, JobView
 from core.settings import Settings
 from core.tables import Job
-from deployments.prefect_env import PrefectApi, locate_api, prefect_api
+from deployments.prefect_env import PrefectApi, locate_api
 
 __all__ = ["ProcessOutcome", "run_process"]
 
@@ -102,7 +102,7 @@ def run_process(spec: ImageJobSpec, settings: Settings, *, force: bool = False) 
     sha = spec.sha256
     flow_started = time.perf_counter()
     try:
-        with prefect_api(api.url, api.auth):
+        with api.flow_here():
             result = process_image(
                 sku=spec.sku,
                 image_url=spec.image_url,

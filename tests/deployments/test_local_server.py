@@ -100,3 +100,35 @@ def test_stop_ends_a_running_server(tmp_path: Path) -> None:
         assert not local_server.stop(settings)
     finally:
         local_server.stop(settings)
+
+
+def test_packshot_process_starts_the_server_before_the_cli_loads_and_the_command_reuses_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from deployments import entry
+
+    settings = _settings(tmp_path / "home", idle_s=600)
+    monkeypatch.setenv("PACKSHOT_HOME", str(settings.home))
+    monkeypatch.setenv("PACKSHOT_PREFECT_PORT", str(settings.prefect_port))
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    monkeypatch.delenv("PREFECT_API_AUTH_STRING", raising=False)
+    try:
+        # Other commands, and asking for help, start nothing.
+        assert not entry.prestart(["status"])
+        assert not entry.prestart(["process", "--help"])
+        assert local_server.find(settings) is None
+        assert entry.prestart(["process", "photo.jpg", "--sku", "X"])
+        started = local_server.find(settings)
+        assert started is not None and started.alive()
+        api = locate_api(settings)  # what the command does once it has loaded
+        api.wait()
+        assert local_server.find(settings) == started  # the same server, not a second one
+        api.stop()
+        # With a stack's API configured, nothing is started.
+        monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:9/api")
+        other = _settings(tmp_path / "other", idle_s=600)
+        monkeypatch.setenv("PACKSHOT_HOME", str(other.home))
+        assert not entry.prestart(["process", "photo.jpg", "--sku", "X"])
+        assert local_server.find(other) is None
+    finally:
+        local_server.stop(settings)
