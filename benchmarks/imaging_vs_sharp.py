@@ -32,15 +32,17 @@ import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from PIL import Image
 
 from imaging.codec import decode, encode
-from imaging.composite import Placement, Shadow, composite, place
 from imaging.derivatives import DEFAULT_SPECS, render_all
-from imaging.geometry import alpha_bbox
+
+if TYPE_CHECKING:
+    from imaging.composite import Placement
 
 BACKGROUNDS = ("a", "b")
 # The reference scales the whole cut-out to 90 % of the master and puts a sigma-20 px,
@@ -61,6 +63,9 @@ def _write_png(path: Path, image: Image.Image) -> None:
 
 
 def _placement(cutout: Image.Image, master: int) -> Placement:
+    from imaging.composite import Shadow, place
+    from imaging.geometry import alpha_bbox
+
     box = alpha_bbox(cutout)
     assert box is not None
     # Same scale as the reference: our fill is the product's share, theirs the cut-out's.
@@ -87,6 +92,8 @@ def main() -> None:
             cutout = pool.submit(_read, inputs / "cutout.png")
             paths = [inputs / f"bg_{bg}_{args.master}.png" for bg in BACKGROUNDS]
             backgrounds = pool.map(_read, paths)
+            from imaging.composite import composite  # the derive step does not load it
+
             placement = _placement(cutout.result(), args.master)
             masters = [composite(bg, placement) for bg in backgrounds]
             for bg, master in zip(BACKGROUNDS, masters, strict=True):

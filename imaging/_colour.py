@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 
-import numpy as np
 from PIL import Image, ImageCms
 
 _PROFILE_SPACES = {"L": "GRAY", "RGB": "RGB", "RGBA": "RGB", "CMYK": "CMYK"}
@@ -56,6 +55,8 @@ def to_srgb(image: Image.Image, icc: bytes | None) -> Image.Image:
 def _to_8bit(image: Image.Image) -> Image.Image:
     # Pillow's own convert("L") clips 16-bit values at 255 instead of scaling them. Nominal
     # ranges: integer modes hold 16-bit samples (how Pillow reads 16-bit PNG/TIFF), F holds 0-1.
+    import numpy as np  # here: most photos are 8-bit, and numpy costs a process start ~50 ms
+
     values = np.asarray(image)
     if image.mode == "F":
         scaled = np.clip(values, 0.0, 1.0) * 255.0 + 0.5

@@ -5,7 +5,6 @@ from __future__ import annotations
 import struct
 import zlib
 
-import numpy as np
 from PIL import Image
 
 
@@ -14,6 +13,8 @@ def encode_png(image: Image.Image, level: int) -> bytes:
     # Pillow's PNG writer tries four filters on every row, which costs more than the deflate
     # itself (~140 of ~230 ms for a 1600 px RGB master, no option to turn it off). The Sub
     # filter on every row compresses photographic content as well at less than half the CPU.
+    import numpy as np  # here: a process that only decodes and encodes JPEG/WebP/AVIF skips it
+
     bpp = len(image.getbands())
     pixels = np.asarray(image).reshape(image.height, image.width * bpp)
     rows = np.empty((image.height, pixels.shape[1] + 1), dtype=np.uint8)
