@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import functools
 import logging
 import threading
 import time
@@ -160,7 +161,10 @@ def retrying(work: Callable[[], T], *, what: str, patience_s: float | None = Non
         attempt += 1
 
 
+@functools.cache
 def _head_revision() -> str | None:
+    # Once per process: alembic reads and compiles every migration script to find the head
+    # (~5 ms of CPU holding the GIL), and each step's database write asks for it.
     return ScriptDirectory(str(_MIGRATIONS)).get_current_head()
 
 
@@ -199,10 +203,10 @@ def upgrade_schema(url: str) -> str | None:
 
     Safe to call from many processes at once. Returns the revision now in place.
     """
-    if url in _upgraded:
-        return _head_revision()
-    engine = get_engine(url)
     head = _head_revision()
+    if url in _upgraded:
+        return head
+    engine = get_engine(url)
     if _current_revision(engine) != head:
         with _migration_lock(engine):
             if _current_revision(engine) != head:
