@@ -72,9 +72,6 @@ def _warm_up(settings: Settings) -> None:
 
     load_models(settings)
     new_generator(settings)
-    # Prefect serialises a flow run's parameters with this encoder, imported at the first run.
-    import fastapi.encoders  # noqa: F401
-
     import flows.process_image  # noqa: F401  (imports Prefect's flow engine and every task)
 
 

@@ -35,6 +35,7 @@ from tests.webhook.conftest import (
     sha,
     signed_headers,
 )
+from webhook import dispatcher as dispatcher_module
 from webhook.dispatcher import Dispatcher, backoff_delay, is_transient, run_dispatcher
 
 pytestmark = pytest.mark.xdist_group("prefect")
@@ -256,9 +257,12 @@ def test_which_failures_are_prefects() -> None:
 
 
 def test_a_job_prefect_refuses_waits_while_the_jobs_behind_it_go_on(
-    prefect_server: str, deployment_id: uuid.UUID
+    prefect_server: str, deployment_id: uuid.UUID, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A failure of one job (Prefect rejects its parameters) backs off that job alone."""
+    # A wait longer than the test: on a loaded machine the usual first wait (0.5-1 s) can pass
+    # before the next claim, and the refused job, the oldest, would rightly be due again.
+    monkeypatch.setattr(dispatcher_module, "backoff_delay", lambda *_, **__: 60.0)
 
     async def strict_deployment() -> None:
         from prefect import get_client
