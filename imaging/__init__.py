@@ -72,6 +72,7 @@ _HOME = {name: module for module, names in _MODULES.items() for name in names}
 
 
 def __getattr__(name: str) -> Any:
+    """``imaging.NAME``: imports NAME's module the first time it is asked for (PEP 562)."""
     module = _HOME.get(name)
     if module is None:
         raise AttributeError(f"module 'imaging' has no attribute {name!r}")
