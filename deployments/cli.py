@@ -123,7 +123,14 @@ def _one_photo_settings() -> Settings:
     settings = configure(allow_local_sources=True)
     if "segmenter_threads" in settings.model_fields_set:
         return settings
-    return configure(segmenter_threads=max(1, min(len(os.sched_getaffinity(0)), 4)))
+    return configure(segmenter_threads=max(1, min(_usable_cpus(), 4)))
+
+
+def _usable_cpus() -> int:
+    """The cores this process may run on (its affinity where the OS has one, e.g. Linux)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def _validation_text(exc: ValidationError) -> str:
