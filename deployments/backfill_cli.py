@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from core.errors import InputError
+from core.errors import ConfigurationError, InputError
 from core.schemas import ImageJobSpec
 from core.settings import Settings
 from core.themes import resolve_theme
@@ -147,7 +147,11 @@ def run_backfill(
     if not _confirm(console, settings, rows, assume_yes):
         console.print("cancelled")
         return 1
-    api = locate_api_url(settings)
+    try:
+        api = locate_api_url(settings)
+    except ConfigurationError as exc:
+        console.print(f"[red]error:[/red] {escape(str(exc))}")
+        return 2
     if api is None:
         console.print(
             "[red]error:[/red] no Prefect server: start `packshot up` or set PREFECT_API_URL"

@@ -100,8 +100,12 @@ def process(
     from deployments.run_logs import held_run_errors
     from deployments.runner import run_process
 
-    with held_run_errors(hold=not verbose) as held:
-        outcome = run_process(spec, settings, force=force)
+    try:
+        with held_run_errors(hold=not verbose) as held:
+            outcome = run_process(spec, settings, force=force)
+    except ConfigurationError as exc:  # no usable Prefect API: nothing has run
+        _error(str(exc))
+        raise typer.Exit(EXIT_USAGE) from exc
     if outcome.unexpected:
         held.release()  # a bug: Prefect's account of it, traceback included
     if as_json:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from core.errors import ConfigurationError
 from core.settings import Settings
 from deployments import local_server
 from deployments.prefect_auth import ensure_auth_string
@@ -168,13 +169,40 @@ def locate_api_url(settings: Settings) -> str | None:
 
     A background server (deployments.local_server) does not count: it has no deployments and
     no workers.
+
+    Raises:
+        ConfigurationError: the embedded port answers as a Prefect server that refuses this
+            home's credentials (another home's), so neither can be used.
     """
     if settings.prefect_api_url:
         return settings.prefect_api_url
     embedded = f"http://127.0.0.1:{settings.prefect_port}/api"
     if local_server.find(settings) is not None:
         return None
-    return embedded if _healthy(embedded, timeout=0.5) else None
+    if not _healthy(embedded, timeout=0.5):
+        return None
+    if not _accepts(embedded, auth_string(settings)):
+        raise ConfigurationError(
+            f"127.0.0.1:{settings.prefect_port} is taken by a Prefect server that refuses this "
+            "home's credentials: another home's `packshot up`, or the server another home's "
+            "`packshot process` keeps for its next command (it stops after "
+            f"{settings.local_server_idle_s:.0f} s unused). Stop it, or set "
+            "PACKSHOT_PREFECT_PORT to a free port"
+        )
+    return embedded
+
+
+def _accepts(api_url: str, auth: str | None) -> bool:
+    """False when the server at ``api_url`` answers 401/403 to these credentials."""
+    credentials = None
+    if auth and ":" in auth:
+        user, password = auth.split(":", 1)
+        credentials = (user, password)
+    try:
+        answer = httpx.get(f"{api_url}/admin/version", auth=credentials, timeout=2.0)
+    except httpx.HTTPError:
+        return True  # it answered its health check: the run will say what is wrong
+    return answer.status_code not in (401, 403)
 
 
 def locate_api(settings: Settings) -> PrefectApi:

@@ -20,6 +20,7 @@ from rich.table import Table
 
 from core import review
 from core.db import session_scope, upgrade_schema
+from core.errors import ConfigurationError
 from core.schemas import JobView
 from core.settings import Settings, get_settings
 from core.tables import Job
@@ -126,7 +127,10 @@ def _publish(settings: Settings, job: Job) -> str:
     from deployments.prefect_env import locate_api, prefect_api
     from flows.trigger import JobRef, after_decision
 
-    api = locate_api(settings)
+    try:
+        api = locate_api(settings)
+    except ConfigurationError as exc:
+        return f"publishing failed: {exc}"
     if api.has_workers:  # a server with the deployment and its workers
         with prefect_api(api.url, api.auth):
             run_id = after_decision(JobRef.model_validate(job))
@@ -149,7 +153,10 @@ def _end_waiting_run(settings: Settings, job: Job) -> str:
     from deployments.prefect_env import auth_string, locate_api_url, prefect_api
     from flows.trigger import JobRef, after_decision
 
-    url = locate_api_url(settings)
+    try:
+        url = locate_api_url(settings)
+    except ConfigurationError as exc:
+        return f" (its waiting flow run was not cancelled: {exc})"
     if url is None or job.flow_run_id is None:
         return ""
     try:

@@ -132,3 +132,22 @@ def test_packshot_process_starts_the_server_before_the_cli_loads_and_the_command
         assert local_server.find(other) is None
     finally:
         local_server.stop(settings)
+
+
+def test_another_homes_server_on_the_port_is_named_not_used(tmp_path: Path) -> None:
+    from core.errors import ConfigurationError
+
+    mine = _settings(tmp_path / "mine", idle_s=600)
+    other = mine.model_copy(update={"home": tmp_path / "other"})  # same port, its own credentials
+    api = locate_api(mine)
+    try:
+        api.wait()
+        api.stop()
+        assert locate_api_url(mine) is None  # this home's own background server: not a stack
+        with pytest.raises(ConfigurationError, match=rf"127\.0\.0\.1:{mine.prefect_port} is taken"):
+            locate_api_url(other)
+        with pytest.raises(ConfigurationError, match="PACKSHOT_PREFECT_PORT"):
+            locate_api(other)
+        assert local_server.find(other) is None  # nothing started on the taken port
+    finally:
+        local_server.stop(mine)
