@@ -22,6 +22,11 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from core.settings import Settings  # noqa: E402
+from deployments import local_server  # noqa: E402
+
 PACKSHOT = ROOT / ".venv" / "bin" / "packshot"
 DEFAULT_PHOTO = ROOT / "deployments" / "samples" / "desk_lamp.jpg"
 
@@ -51,10 +56,7 @@ def _command(home: Path, photo: Path, sku: str) -> dict[str, float]:
 
 
 def _stop_server(home: Path) -> None:
-    code = "from core.settings import Settings; from deployments import local_server as s; "
-    code += "s.stop(Settings())"
-    env = {**os.environ, "PACKSHOT_HOME": str(home)}
-    subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, check=True, timeout=60)
+    local_server.stop(Settings(home=home))
 
 
 def main() -> None:

@@ -18,7 +18,7 @@ from typing import Any
 
 from core.errors import ConfigurationError
 from core.settings import Settings
-from deployments.prefect_auth import accepts_anonymous
+from deployments.prefect_auth import accepts
 from deployments.prefect_env import prefect_api
 from deployments.profile import ensure_results_block
 
@@ -169,7 +169,7 @@ def check_authentication(api_url: str, settings: Settings) -> None:
     Raises:
         ConfigurationError: production, and the server does not require authentication.
     """
-    if not accepts_anonymous(api_url):
+    if not accepts(api_url):  # without credentials
         return
     problem = (
         f"the Prefect API at {api_url} answers requests without credentials: anyone who "

@@ -162,12 +162,10 @@ def start(settings: Settings) -> BackgroundServer:
 def used(settings: Settings) -> Iterator[BackgroundServer]:
     """This home's background server (see ``start``), held in use for the block: it does not
     count as idle until the block ends."""
-    with contextlib.ExitStack() as lease:
-        with _start_lock(settings):
-            server = find(settings) or _spawn(settings)
-            # Shared, for as long as the command runs: the watchdog cannot take it exclusively,
-            # so it knows the server is in use. The kernel drops it if this process dies.
-            lease.enter_context(_locked(settings.prefect_home / _LEASE, fcntl.LOCK_SH))
+    server = start(settings)
+    # Shared, for as long as the command runs: the watchdog cannot take it exclusively, so it
+    # knows the server is in use. The kernel drops it if this process dies.
+    with _locked(settings.prefect_home / _LEASE, fcntl.LOCK_SH):
         try:
             yield server
         finally:

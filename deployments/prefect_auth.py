@@ -26,7 +26,7 @@ import httpx
 from core.errors import ConfigurationError
 from core.settings import Settings
 
-__all__ = ["accepts_anonymous", "ensure_auth_string", "server_env", "ui_origin"]
+__all__ = ["accepts", "ensure_auth_string", "server_env", "ui_origin"]
 
 log = logging.getLogger("packshot.stack")
 _USER = "packshot"
@@ -100,11 +100,13 @@ def server_env(settings: Settings, auth_string: str, ui_url: str) -> dict[str, s
     }
 
 
-def accepts_anonymous(api_url: str, timeout: float = 10.0) -> bool:
-    """True when the Prefect API answers a request that carries no credentials.
+def accepts(api_url: str, auth: str | None = None, timeout: float = 10.0) -> bool:
+    """True when the Prefect API answers a request with these credentials (``user:password``;
+    ``None`` sends none), False when it refuses them (401/403).
 
     Raises:
         httpx.HTTPError: the API cannot be reached.
     """
-    response = httpx.get(f"{api_url.rstrip('/')}/admin/version", timeout=timeout)
+    credentials = httpx.BasicAuth(*auth.split(":", 1)) if auth and ":" in auth else None
+    response = httpx.get(f"{api_url.rstrip('/')}/admin/version", auth=credentials, timeout=timeout)
     return response.status_code not in (401, 403)

@@ -19,7 +19,7 @@ import httpx
 from core.errors import ConfigurationError
 from core.settings import Settings
 from deployments import local_server
-from deployments.prefect_auth import ensure_auth_string
+from deployments.prefect_auth import accepts, ensure_auth_string
 
 __all__ = [
     "PrefectApi",
@@ -193,16 +193,11 @@ def locate_api_url(settings: Settings) -> str | None:
 
 
 def _accepts(api_url: str, auth: str | None) -> bool:
-    """False when the server at ``api_url`` answers 401/403 to these credentials."""
-    credentials = None
-    if auth and ":" in auth:
-        user, password = auth.split(":", 1)
-        credentials = (user, password)
+    """False when the server at ``api_url`` refuses these credentials."""
     try:
-        answer = httpx.get(f"{api_url}/admin/version", auth=credentials, timeout=2.0)
+        return accepts(api_url, auth, timeout=2.0)
     except httpx.HTTPError:
         return True  # it answered its health check: the run will say what is wrong
-    return answer.status_code not in (401, 403)
 
 
 def locate_api(settings: Settings) -> PrefectApi:
