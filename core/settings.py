@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core.urls import redact_url
-from imaging.quality import MaskThresholds
+
+if TYPE_CHECKING:  # imaging.quality pulls in numpy and Pillow; every command reads settings
+    from imaging.quality import MaskThresholds
 
 __all__ = ["MIN_WEBHOOK_SECRET_CHARS", "Settings", "configure", "get_settings"]
 
@@ -525,6 +527,8 @@ class Settings(BaseSettings):
     @property
     def quality_mask_thresholds(self) -> MaskThresholds:
         """The mask checks' limits from the ``PACKSHOT_QUALITY_*`` settings."""
+        from imaging.quality import MaskThresholds
+
         return MaskThresholds(
             soft_alpha_max=self.quality_soft_alpha_max,
             frame_max=self.quality_frame_max,

@@ -13,6 +13,8 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
+import httpx
+
 from core.priority import lower_priority
 from deployments.bringup import ROOT
 from deployments.prefect_env import answers_ok
@@ -124,10 +126,11 @@ def _signal_group(group: int, sig: signal.Signals) -> None:
 def wait_healthy(url: str, timeout: float, service: Service | None = None) -> None:
     """Poll ``url`` until it answers 200."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if service is not None and not service.alive():
-            raise RuntimeError(f"{service.name} exited before it was ready")
-        if answers_ok(url, timeout=2):
-            return
-        time.sleep(0.3)
+    with httpx.Client() as client:
+        while time.monotonic() < deadline:
+            if service is not None and not service.alive():
+                raise RuntimeError(f"{service.name} exited before it was ready")
+            if answers_ok(url, timeout=2, client=client):
+                return
+            time.sleep(0.3)
     raise TimeoutError(f"{url} not ready after {timeout:.0f} s")
