@@ -152,10 +152,16 @@ def start(settings: Settings) -> BackgroundServer:
     """This home's background server: the running one, or one started now (not waited for).
 
     Two commands starting at once share one server: the start is serialised by a lock file.
-    A server started here and not used within the idle time stops by itself.
+    A server started here and not used within the idle time stops by itself. A running one
+    found here counts as used from now: one idle almost the whole time could otherwise stop
+    between this call and the caller's lease (``used``).
     """
     with _start_lock(settings):
-        return find(settings) or _spawn(settings)
+        running = find(settings)
+        if running is None:
+            return _spawn(settings)
+        renew(settings)
+        return running
 
 
 @contextlib.contextmanager

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import socket
 import time
 from pathlib import Path
@@ -85,6 +87,19 @@ def test_the_server_is_started_once_reused_then_stops_when_unused(tmp_path: Path
     assert local_server.find(settings) is None
     with pytest.raises(httpx.HTTPError):
         httpx.get(f"{running.api_url}/health", timeout=2)
+
+
+def test_finding_the_running_server_restarts_its_idle_countdown(tmp_path: Path) -> None:
+    settings = _settings(tmp_path / "home", idle_s=60)
+    settings.prefect_home.mkdir(parents=True)
+    state = settings.prefect_home / "background-server.json"
+    # A live pid stands for the watchdog: start() must find it, not spawn a server.
+    state.write_text(json.dumps({"pid": os.getpid(), "port": settings.prefect_port}))
+    long_ago = time.time() - 55
+    os.utime(state, (long_ago, long_ago))
+    found = local_server.start(settings)
+    assert found.pid == os.getpid()
+    assert time.time() - state.stat().st_mtime < 5
 
 
 def test_stop_ends_a_running_server(tmp_path: Path) -> None:
