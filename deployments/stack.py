@@ -67,6 +67,10 @@ def stack_env(
             "PREFECT_SERVER_DATABASE_TIMEOUT": "60",
             # A short poll keeps pickup latency low (the default is 10 s; one request a second).
             "PREFECT_WORKER_QUERY_SECONDS": "1",
+            # While its database restarts, the Prefect server answers 500, which Prefect's
+            # client does not retry by default: a flow run starting then crashed in its first
+            # call and ran again. Retried (5 times, backing off), it rides the restart out.
+            "PREFECT_CLIENT_RETRY_EXTRA_CODES": "500",
             "PYTHONUNBUFFERED": "1",
         }
     )
