@@ -55,10 +55,6 @@ def _command(home: Path, photo: Path, sku: str) -> dict[str, float]:
     }
 
 
-def _stop_server(home: Path) -> None:
-    local_server.stop(Settings(home=home))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("photo", nargs="?", type=Path, default=DEFAULT_PHOTO)
@@ -73,7 +69,7 @@ def main() -> None:
                 first.append(_command(home, args.photo, f"FIRST-{round_}"))
                 second.append(_command(home, args.photo, f"NEXT-{round_}"))
             finally:
-                _stop_server(home)
+                local_server.stop(Settings(home=home))
         for label, found in (("fresh home", first[-1]), ("next command", second[-1])):
             print(
                 f"round {round_} {label:<12} wall {found['wall']:5.2f} s  wait for Prefect "

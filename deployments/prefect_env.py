@@ -78,10 +78,9 @@ def answers_ok(url: str, timeout: float = 1.0, client: httpx.Client | None = Non
     Pass ``client`` when polling: each new client loads the CA bundle (10-20 ms of CPU),
     which a poll every 50 ms would take from the server it waits for.
     """
+    get = httpx.get if client is None else client.get
     try:
-        if client is None:
-            return httpx.get(url, timeout=timeout).status_code == 200
-        return client.get(url, timeout=timeout).status_code == 200
+        return get(url, timeout=timeout).status_code == 200
     except httpx.HTTPError:
         return False
 

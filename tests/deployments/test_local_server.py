@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from core.errors import ConfigurationError
 from core.settings import Settings
 from deployments import local_server
 from deployments.prefect_env import locate_api, locate_api_url
@@ -150,8 +151,6 @@ def test_packshot_process_starts_the_server_before_the_cli_loads_and_the_command
 
 
 def test_another_homes_server_on_the_port_is_named_not_used(tmp_path: Path) -> None:
-    from core.errors import ConfigurationError
-
     mine = _settings(tmp_path / "mine", idle_s=600)
     other = mine.model_copy(update={"home": tmp_path / "other"})  # same port, its own credentials
     api = locate_api(mine)
