@@ -269,6 +269,12 @@ class Settings(BaseSettings):
         "flow-run processes: on a shared machine the webhook and the Prefect server answer "
         "first while a burst keeps the pipeline busy (0: same priority).",
     )
+    warm_engine: bool = Field(
+        True,
+        description="Fork each flow run of a worker `packshot up` starts from a warm engine "
+        "beside it, which has imported Prefect and the pipeline already (Linux), instead of "
+        "starting a fresh interpreter per flow run.",
+    )
     server_nice: int = Field(
         5,
         ge=0,

@@ -43,8 +43,10 @@ LOCKED_JOB_VARIABLES = ("command", "working_dir", "env")
 # process worker start the engine directly: without one, Prefect starts a workspace supervisor
 # process first (a second interpreter per flow run, about 1.5 s here) that would only prepare
 # the temporary directory the deployment's pull step leaves anyway. `python` is the Packshot
-# environment's: the stack puts its bin folder first on the workers' PATH.
-ENGINE_COMMAND = "python -m prefect.engine"
+# environment's: the stack puts its bin folder first on the workers' PATH. The command forks
+# the run from the worker's warm engine when it has one (deployments.engine_start), else it
+# becomes `python -m prefect.engine`.
+ENGINE_COMMAND = "python -m deployments.engine_start prefect.engine"
 log = logging.getLogger("packshot.bringup")
 
 

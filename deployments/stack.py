@@ -27,8 +27,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from core.settings import Settings
-from deployments import local_server, proctree
+from deployments import local_server, proctree, warm_engine
 from deployments.bringup import ROOT, WORK_POOL, bring_up
+from deployments.engine_start import SOCKET_ENV
 from deployments.prefect_auth import ensure_auth_string, server_env
 from deployments.prefect_env import auth_string
 from deployments.profile import SERVICES, worker_env
@@ -55,7 +56,8 @@ def stack_env(
         env["PREFECT_API_AUTH_STRING"] = auth
     env.update(
         {
-            # Flow runs start as `python -m prefect.engine` (bringup.ENGINE_COMMAND): this one.
+            # Flow runs start as `python -m deployments.engine_start` (bringup.ENGINE_COMMAND):
+            # this one.
             "PATH": os.pathsep.join([str(_BIN), env.get("PATH", os.defpath)]),
             "PACKSHOT_HOME": str(settings.home.expanduser().resolve()),
             "PREFECT_API_URL": api_url,
@@ -135,7 +137,8 @@ class Stack:
         if self.own_server:
             services.append(self._prefect_server())
         if "worker" in wanted:
-            services += [self._worker(n, workers, limit) for n in range(1, workers + 1)]
+            for number in range(1, workers + 1):
+                services += self._worker(number, workers, limit)
         if "webhook" in wanted and (ROOT / "webhook" / "app.py").exists():
             services += [self._webhook(), self._dispatcher()]
         if "dashboard" in wanted and (ROOT / "dashboard" / "streamlit_app.py").exists():
@@ -154,14 +157,26 @@ class Stack:
             env["PREFECT_API_DATABASE_CONNECTION_URL"] = s.prefect_database_url.get_secret_value()
         return Service("prefect", argv, f"{self.api_url}/health", env=env, nice=s.server_nice)
 
-    def _worker(self, number: int, count: int, limit: int) -> Service:
+    def _worker(self, number: int, count: int, limit: int) -> list[Service]:
+        """A worker, and the warm engine its flow runs are forked from (Linux)."""
         name = "worker" if count == 1 else f"worker-{number}"
         argv = [
             str(_BIN / "prefect"),
             *("worker", "start", "--pool", WORK_POOL, "--type", "process"),
             *("--limit", str(limit), "--name", f"{socket.gethostname()}-{name}"),
         ]
-        return Service(name, argv, env=worker_env(self.settings), nice=self.settings.worker_nice)
+        env = worker_env(self.settings)
+        nice = self.settings.worker_nice
+        if not (self.settings.warm_engine and warm_engine.available()):
+            return [Service(name, argv, env=env, nice=nice)]
+        # Both get the same environment: the engine forks only for runs that have its own.
+        env[SOCKET_ENV] = f"packshot-{self.instance}-{name}"
+        engine = [str(_BIN / "python"), "-m", "deployments.warm_engine"]
+        engine += ["--socket", env[SOCKET_ENV], "--preload", ",".join(warm_engine.FLOW_MODULES)]
+        return [
+            Service(f"{name}-engine", engine, env=dict(env), nice=nice),
+            Service(name, argv, env=env, nice=nice),
+        ]
 
     def _webhook(self) -> Service:
         s = self.settings

@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from core.settings import Settings
 from deployments.cli import app
+from deployments.engine_start import SOCKET_ENV
 from deployments.profile import (
     ResultsLocation,
     ensure_results_block,
@@ -182,21 +183,32 @@ def test_a_worker_machine_runs_n_workers_and_no_bring_up() -> None:
         update={"prefect_api_url": "http://prefect:4200/api"}
     )
     stack = Stack(settings, services=["worker"], workers=3)
-    assert [s.name for s in stack.services] == ["worker-1", "worker-2", "worker-3"]
+    workers = [s for s in stack.services if not s.name.endswith("-engine")]
+    assert [s.name for s in workers] == ["worker-1", "worker-2", "worker-3"]
     assert not stack.own_server and not stack.bootstrap
-    argv = stack.services[0].argv
+    argv = workers[0].argv
     assert argv[argv.index("--limit") + 1] == "3" and argv[argv.index("--pool") + 1] == "local"
-    assert stack.services[0].env["PREFECT_RESULTS_DEFAULT_STORAGE_BLOCK"].startswith("s3-bucket/")
+    assert workers[0].env["PREFECT_RESULTS_DEFAULT_STORAGE_BLOCK"].startswith("s3-bucket/")
+    # Each worker has its own warm engine, with the worker's environment (it forks only for
+    # runs that have it) and the socket its flow runs' command is told of.
+    engines = {s.name: s for s in stack.services if s.name.endswith("-engine")}
+    assert sorted(engines) == ["worker-1-engine", "worker-2-engine", "worker-3-engine"]
+    for worker in workers:
+        engine = engines[f"{worker.name}-engine"]
+        assert engine.env == worker.env and engine.nice == worker.nice
+        assert engine.argv[engine.argv.index("--socket") + 1] == worker.env[SOCKET_ENV]
+    assert len({worker.env[SOCKET_ENV] for worker in workers}) == 3
     assert stack.env["PREFECT_API_URL"] == "http://prefect:4200/api"
 
 
 def test_only_the_prefect_server_sees_its_database_url(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PREFECT_API_DATABASE_CONNECTION_URL", PREFECT_PG)
     stack = Stack(_production(), services=["prefect", "worker"])
-    assert [s.name for s in stack.services] == ["prefect", "worker"]
+    assert [s.name for s in stack.services] == ["prefect", "worker-engine", "worker"]
     assert stack.services[0].env["PREFECT_API_DATABASE_CONNECTION_URL"] == PREFECT_PG
     assert "PREFECT_API_DATABASE_CONNECTION_URL" not in stack.env
-    assert "PREFECT_API_DATABASE_CONNECTION_URL" not in stack.services[1].env
+    for service in stack.services[1:]:
+        assert "PREFECT_API_DATABASE_CONNECTION_URL" not in service.env
     with pytest.raises(ValueError, match="unknown services"):
         Stack(_production(), services=["prefect", "ftp"])
 

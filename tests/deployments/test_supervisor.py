@@ -155,6 +155,7 @@ def test_the_stack_starts_workers_niced_and_the_webhook_not() -> None:
     stack = Stack(settings)
     nice = {service.name: service.nice for service in stack.services}
     assert nice["worker"] == 12 and nice["webhook"] == 0
+    assert nice["worker-engine"] == 12  # its forked flow runs are the worker's
     assert nice["prefect"] == 3 and nice["dispatcher"] == 3
     # The webhook process only answers: its background loops run in the dispatcher process.
     webhook = stack.service("webhook")
@@ -175,4 +176,4 @@ def test_stopping_ends_flow_runs_after_the_dispatcher_and_before_the_workers(
     stack.stop()
     ends = order.index("end flow runs")
     assert {"dispatcher", "webhook", "dashboard"} <= set(order[:ends])
-    assert order[ends + 1 :] == ["worker", "prefect"]
+    assert order[ends + 1 :] == ["worker", "worker-engine", "prefect"]

@@ -11,6 +11,7 @@ the embedded profile instead (SQLite, a local folder, Prefect on SQLite) with th
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import os
@@ -352,11 +353,13 @@ def _moto_client(moto_url: str) -> Any:
 
 
 def kill_machine(site: Site, flow_run_id: str) -> str:
-    """SIGKILL the worker running ``flow_run_id`` and its flow-run process, as if its machine died.
+    """SIGKILL the worker running ``flow_run_id``, its warm engine and the run's command, as if
+    its machine died.
 
-    The flow run's process is found by the run id in its environment, its worker by parent
-    pid. Returns the killed worker's service name (the supervisor starts a new one, as a
-    machine's process manager would).
+    The command is found by the run id in its environment, its worker by parent pid. The run's
+    process forked from the engine is not signalled: it must end because its command did.
+    Returns the killed worker's service name (the supervisor starts a new one, as a machine's
+    process manager would).
     """
     flow_pid = _pid_with_env("PREFECT__FLOW_RUN_ID", flow_run_id)
     parent = _parent(flow_pid)
@@ -369,7 +372,33 @@ def kill_machine(site: Site, flow_run_id: str) -> str:
     group = os.getpgid(owner.process.pid)
     os.kill(flow_pid, signal.SIGKILL)
     os.killpg(group, signal.SIGKILL)
+    engine = _service_pid(site, f"{owner.name}-engine")
+    if engine is not None:
+        os.killpg(os.getpgid(engine), signal.SIGKILL)
     return owner.name
+
+
+def forked_runs(site: Site) -> list[int]:
+    """Pids of the flow-run processes the stack's warm engines forked and that still run."""
+    engines = {
+        s.process.pid
+        for s in site.stack.services
+        if s.name.endswith("-engine") and s.process is not None
+    }
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if _parent(int(entry.name)) in engines:
+                    found.append(int(entry.name))
+    return found
+
+
+def _service_pid(site: Site, name: str) -> int | None:
+    for service in site.stack.services:
+        if service.name == name and service.process is not None:
+            return service.process.pid
+    return None
 
 
 def _parent(pid: int) -> int:
