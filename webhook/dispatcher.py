@@ -79,6 +79,10 @@ log = get_logger("packshot.webhook.dispatcher")
 _CALL_TIMEOUT_S = 30.0
 _BACKOFF_BASE_S = 0.5
 _JOB_BACKOFF_MAX_S = 600.0
+# Prefect's 503 ("busy"): tried again this many times, after 0.1 s, 0.2 s, … (at most 0.8 s).
+_BUSY_RETRIES = 4
+_BUSY_PAUSE_S = 0.1
+_BUSY_PAUSE_MAX_S = 0.8
 # After Prefect said the batch deployment does not exist, send one photo per run this long.
 _BATCH_OFF_S = 300.0
 
@@ -122,6 +126,13 @@ def is_transient(exc: BaseException) -> bool:
         code = exc.response.status_code
         return code >= 500 or code in (401, 403, 404, 408, 429)
     return isinstance(exc, httpx.TransportError | OSError | TimeoutError)
+
+
+def _is_busy(exc: BaseException) -> bool:
+    """Prefect answered 503: a momentary refusal (its database was busy), worth a quick retry."""
+    import httpx
+
+    return isinstance(exc, httpx.HTTPStatusError) and exc.response.status_code == 503
 
 
 def _is_missing_deployment(exc: BaseException) -> bool:
@@ -226,7 +237,7 @@ class Dispatcher:
         api_url: str | None = None,
         deployment: str = PROCESS_IMAGE_DEPLOYMENT,
         batch_deployment: str = PROCESS_BATCH_DEPLOYMENT,
-        client_retries: int = 1,
+        client_retries: int = 0,
         rng: random.Random | None = None,
     ) -> None:
         self.settings = settings
@@ -308,7 +319,26 @@ class Dispatcher:
         return size
 
     async def _trigger(self, refs: list[JobRef]) -> tuple[str, list[uuid.UUID]]:
-        """Create the run for ``refs``: the job's own, or a batch; returns it and its jobs."""
+        """Create the run for ``refs``: the job's own, or a batch; returns it and its jobs.
+
+        A 503 is Prefect saying "busy, try again" (on SQLite: a write that collided with
+        another one); it is tried again after a pause of a tenth of a second or so, up to
+        ``_BUSY_RETRIES`` times, before it counts as a failure. Prefect's client would wait
+        2 s before its own retry, holding a burst's first run (and the webhook's answer to the
+        sender is not involved: the job is already stored).
+        """
+        for attempt in range(1, _BUSY_RETRIES + 1):
+            try:
+                return await self._trigger_once(refs)
+            except Exception as exc:
+                if not _is_busy(exc):
+                    raise
+                await asyncio.sleep(
+                    backoff_s(attempt, first=_BUSY_PAUSE_S, cap=_BUSY_PAUSE_MAX_S, rng=self._rng)
+                )
+        return await self._trigger_once(refs)
+
+    async def _trigger_once(self, refs: list[JobRef]) -> tuple[str, list[uuid.UUID]]:
         if self._client is None:
             raise RuntimeError("use the dispatcher as `async with Dispatcher(...)`")
         if len(refs) == 1:
@@ -405,9 +435,10 @@ class Dispatcher:
         """Dispatch until ``stop`` is set; never raises for Prefect or database trouble."""
         from prefect.settings import PREFECT_CLIENT_MAX_RETRIES, temporary_settings
 
-        # Our own backoff decides when to try again; the client's (2, 4, … 32 s) would only
-        # hold the queue longer. The override lives in this task's context alone, and is set
-        # once: building Prefect settings costs a few hundred ms of CPU on the event loop.
+        # Our own retries decide when to try again (a 503 at once, other failures with the
+        # backoff); the client's (2, 4, … 32 s) would only hold the queue longer. The override
+        # lives in this task's context alone, and is set once: building Prefect settings costs
+        # a few hundred ms of CPU on the event loop.
         with temporary_settings(updates={PREFECT_CLIENT_MAX_RETRIES: self._client_retries}):
             if self._client is None:
                 async with self:

@@ -119,7 +119,7 @@ def test_a_dispatcher_that_died_after_creating_a_batch_gets_the_same_run_back(
 def test_without_the_batch_deployment_every_job_gets_its_own_run(
     prefect_server: str, deployment_id: uuid.UUID, db_url: str
 ) -> None:
-    settings = _settings(prefect_server, db_url)
+    settings = _settings(prefect_server, db_url, dispatch_spread=1)  # one run for all three
     ids = _enqueue(settings, 640, 3)
     results = asyncio.run(_drain(settings, batch_deployment="process-batch/absent"))
     assert [r.job_ids for r in results] == [(job_id,) for job_id in ids]
@@ -159,3 +159,42 @@ def test_a_burst_is_shared_in_whole_rounds_of_the_runs_at_once() -> None:
     assert drain(13) == [4, 4, 4, 1]
     # Jobs that join a burst being shared out are planned with it.
     assert drain(12, arriving={1: 12}) == [6, 6, 6, 6]
+
+
+def test_prefect_busy_is_tried_again_at_once_and_recorded_as_no_failure(
+    prefect_server: str,
+    deployment_id: uuid.UUID,
+    batch_deployment: uuid.UUID,
+    db_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Prefect answers 503 while its SQLite database is busy: the batch is created on a quick
+    second try, not after the client's 2 s back-off nor as a failed dispatch."""
+    import time
+
+    import httpx
+
+    from webhook import dispatcher as module
+
+    calls: list[float] = []
+    real = module.trigger_batch
+
+    async def busy_once(*args: Any, **kwargs: Any) -> Any:
+        calls.append(time.monotonic())
+        if len(calls) == 1:
+            request = httpx.Request("POST", f"{prefect_server}/deployments/x/create_flow_run")
+            answer = httpx.Response(503, request=request, json={"exception_message": "busy"})
+            raise httpx.HTTPStatusError("503 Service Unavailable", request=request, response=answer)
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(module, "trigger_batch", busy_once)
+    settings = _settings(prefect_server, db_url, dispatch_spread=1)  # one run for all three
+    ids = _enqueue(settings, 640, 3)
+    (result,) = asyncio.run(_drain(settings))
+
+    assert result.ok and result.job_ids == tuple(ids)
+    assert len(calls) == 2 and calls[1] - calls[0] < 1.0  # a tenth of a second, jittered
+    rows = _rows(settings, ids)
+    assert {job.flow_run_id for job in rows} == {result.flow_run_id}
+    assert [job.dispatch_attempts for job in rows] == [1, 1, 1]  # the first try is no failure
+    assert not any(job.dispatch_error for job in rows)
