@@ -41,6 +41,7 @@ from pathlib import Path
 
 from core.settings import Settings
 from deployments.prefect_auth import ensure_auth_string, server_env
+from deployments.prefect_server import PREFECT_CLI
 
 __all__ = [
     "BackgroundServer",
@@ -184,7 +185,7 @@ def _spawn(settings: Settings) -> BackgroundServer:
     log_file = settings.prefect_home / _LOG
     config = {
         "argv": [
-            str(_BIN / "prefect"),
+            *PREFECT_CLI,
             "server",
             "start",
             "--host",

@@ -32,6 +32,7 @@ from deployments.bringup import ROOT, WORK_POOL, bring_up
 from deployments.engine_start import SOCKET_ENV
 from deployments.prefect_auth import ensure_auth_string, server_env
 from deployments.prefect_env import auth_string
+from deployments.prefect_server import PREFECT_CLI
 from deployments.profile import SERVICES, worker_env
 from deployments.service import CrashWindow, Service, wait_healthy
 from deployments.shutdown import end_flow_runs
@@ -148,7 +149,7 @@ class Stack:
     def _prefect_server(self) -> Service:
         s = self.settings
         argv = [
-            str(_BIN / "prefect"),
+            *PREFECT_CLI,
             *("server", "start", "--host", s.bind, "--port", str(s.prefect_port)),
         ]
         assert self.auth is not None  # ensure_auth_string gave one (own_server)
