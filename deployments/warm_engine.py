@@ -52,6 +52,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import NoReturn
 
+from core.priority import match_autogroup
 from deployments.engine_start import RELAYED_SIGNALS, socket_address
 
 __all__ = ["FLOW_MODULES", "PER_RUN_PREFIX", "available", "differing", "main", "serve"]
@@ -270,6 +271,9 @@ def _become_run(
         close_inherited()
         gc.enable()
         os.setsid()  # its own session and group, as the worker starts a fresh one
+        # A new session is a new autogroup, at niceness 0 whatever this process's: it would
+        # take the CPU from the webhook as an equal (core.priority). It gets the worker's.
+        match_autogroup()
         for signum in RELAYED_SIGNALS:
             signal.signal(signum, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.default_int_handler)

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from core.priority import lower_priority
 from deployments.engine_start import SOCKET_ENV, _run_forked
 from deployments.warm_engine import differing
 
@@ -51,7 +52,11 @@ class Engine:
             cwd=tmp_path,
             stderr=subprocess.PIPE,
             text=True,
+            start_new_session=True,  # as the stack starts it: its niceness is its own
         )
+        # Lowered as the stack lowers a worker's engine (its runs inherit the niceness).
+        self.nice = min(os.getpriority(os.PRIO_PROCESS, 0) + 3, 19)
+        lower_priority(self.process.pid, 3)
         assert self.process.stderr is not None
         ready = self.process.stderr.readline()
         assert "ready" in ready, ready
@@ -129,6 +134,10 @@ def test_a_run_is_forked_from_the_engine_with_the_commands_directory_streams_and
     assert command.returncode == 0, err
     assert report["ppid"] == engine.process.pid  # forked by the engine, not started anew
     assert report["sid"] == report["pid"]  # its own session, as the worker's runs have
+    # A new session is a new autogroup: it has the engine's niceness too, or the run would
+    # take the CPU from the webhook as an equal.
+    assert report["nice"] == engine.nice
+    assert report["autogroup_nice"] in (engine.nice, None)  # None: no autogroups here
     assert report["cwd"] == str(workdir)
     assert report["argv"] == ["exit:0", "--flag"]
     assert "fresh process" not in err

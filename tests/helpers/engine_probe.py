@@ -1,7 +1,7 @@
 """A stand-in for ``prefect.engine`` in the warm-engine tests: reports how it was run.
 
 Run as ``__main__`` it prints one JSON line (its pid, parent, session, working directory,
-arguments and ``PREFECT__FLOW_RUN_ID``) to stdout, then does what its first argument says:
+arguments, ``PREFECT__FLOW_RUN_ID``, niceness and its autogroup's) to stdout, then does what its first argument says:
 ``exit:N`` (exit with N), ``sleep`` (wait for a signal), ``raise``.
 """
 
@@ -12,6 +12,8 @@ import os
 import sys
 import time
 from pathlib import Path
+
+from core.priority import autogroup_nice
 
 
 def _report() -> None:
@@ -24,6 +26,8 @@ def _report() -> None:
                 "cwd": str(Path.cwd()),
                 "argv": sys.argv[1:],
                 "run_id": os.environ.get("PREFECT__FLOW_RUN_ID"),
+                "nice": os.getpriority(os.PRIO_PROCESS, 0),
+                "autogroup_nice": autogroup_nice(os.getpid()),
             }
         )
         + "\n"
