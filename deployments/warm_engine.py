@@ -69,6 +69,7 @@ _RUN_ID = "PREFECT__FLOW_RUN_ID"
 _HEADER = struct.Struct("!I")
 _MAX_REQUEST = 1 << 20  # an environment, a path and a few arguments
 _PARENT_CHECK_S = 1.0
+_REQUEST_TIMEOUT_S = 5.0
 
 
 def available() -> bool:
@@ -178,18 +179,21 @@ class _Engine:
 
     def _accept(self) -> None:
         conn, _ = self.listener.accept()
+        # The engine serves one request at a time: a command that stalls must not stall it.
+        conn.settimeout(_REQUEST_TIMEOUT_S)
         try:
             request = self._receive(conn)
         except (OSError, ValueError) as exc:
             log.warning("warm engine: unreadable request: %s", exc)
             conn.close()
             return
-        reason = self._refusal(conn, request)
+        conn.settimeout(None)
+        # Read first, refused after: the command learns why instead of finding the door shut.
+        reason = "not this user's process" if not _same_user(conn) else self._refusal(request)
         if reason is not None:
             for fd in request.fds:
                 os.close(fd)
-            with contextlib.suppress(OSError), conn:
-                conn.sendall(json.dumps({"refused": reason}).encode() + b"\n")
+            _refuse(conn, reason)
             return
         self._fork(conn, request)
 
@@ -208,20 +212,17 @@ class _Engine:
                     raise ValueError("request cut short")
                 body += chunk
             data = json.loads(body)
-            return _Request(
-                str(data["module"]), list(data["args"]), str(data["cwd"]), dict(data["env"]), fds
-            )
+            try:
+                module, args, cwd, env = data["module"], data["args"], data["cwd"], data["env"]
+            except (KeyError, TypeError) as exc:
+                raise ValueError(f"malformed request ({exc!r} missing)") from None
+            return _Request(str(module), [str(a) for a in args], str(cwd), dict(env), fds)
         except BaseException:
             for fd in fds:
                 os.close(fd)
             raise
 
-    def _refusal(self, conn: socket.socket, request: _Request) -> str | None:
-        _pid, uid, _gid = struct.unpack(
-            "3i", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-        )
-        if uid != os.getuid():
-            return "not this user's process"
+    def _refusal(self, request: _Request) -> str | None:
         if request.module != self.module:
             return f"it runs {self.module}, not {request.module}"
         names = differing(self.env, request.env)
@@ -260,6 +261,19 @@ class _Engine:
         with contextlib.suppress(OSError), child.conn:
             code = os.waitstatus_to_exitcode(status)
             child.conn.sendall(json.dumps({"exit": code}).encode() + b"\n")
+
+
+def _same_user(conn: socket.socket) -> bool:
+    """The connecting process runs as this one's user (the kernel's peer credentials)."""
+    _pid, uid, _gid = struct.unpack(
+        "3i", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    )
+    return uid == os.getuid()
+
+
+def _refuse(conn: socket.socket, reason: str) -> None:
+    with contextlib.suppress(OSError), conn:
+        conn.sendall(json.dumps({"refused": reason}).encode() + b"\n")
 
 
 def _become_run(

@@ -263,3 +263,28 @@ def test_the_engine_will_not_start_after_an_import_started_a_thread(tmp_path: Pa
 
     assert started.returncode == 1
     assert "started threads ['started-on-import']" in started.stderr
+
+
+def test_a_malformed_request_is_dropped_and_the_engine_serves_the_next(
+    engine: Engine, tmp_path: Path
+) -> None:
+    import socket
+
+    from deployments.engine_start import socket_address
+
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as stranger:
+        stranger.connect(socket_address(engine.name))
+        # Streams passed as the command passes them, then a request that names nothing.
+        socket.send_fds(stranger, [b"\x00\x00\x00\x02"], [0, 1, 2])
+        stranger.sendall(b"{}")
+        try:
+            answer = stranger.recv(100)
+        except ConnectionResetError:  # closed with the rest unread
+            answer = b""
+        assert answer == b""  # no answer: closed
+
+    command = engine.command(cwd=tmp_path)
+    report = _report(command)
+    command.communicate(timeout=30)
+
+    assert report["ppid"] == engine.process.pid
