@@ -324,8 +324,7 @@ class Dispatcher:
         A 503 is Prefect saying "busy, try again" (on SQLite: a write that collided with
         another one); it is tried again after a pause of a tenth of a second or so, up to
         ``_BUSY_RETRIES`` times, before it counts as a failure. Prefect's client would wait
-        2 s before its own retry, holding a burst's first run (and the webhook's answer to the
-        sender is not involved: the job is already stored).
+        2 s before its own retry, holding a burst's first run that long.
         """
         for attempt in range(1, _BUSY_RETRIES + 1):
             try:
