@@ -32,12 +32,12 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
-__all__ = ["RELAYED_SIGNALS", "SOCKET_ENV", "main", "socket_address"]
+__all__ = ["HEADER", "RELAYED_SIGNALS", "SOCKET_ENV", "exit_as", "main", "socket_address"]
 
 SOCKET_ENV = "PACKSHOT_ENGINE_SOCKET"
 RELAYED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT)
 # Replies are short JSON lines; a request is a length-prefixed JSON document.
-_HEADER = struct.Struct("!I")
+HEADER = struct.Struct("!I")
 
 
 def socket_address(name: str) -> str:
@@ -54,7 +54,7 @@ def main() -> NoReturn:
     if name:
         code = _run_forked(name, module, args)
         if code is not None:
-            _exit_as(code)
+            exit_as(code)
     os.execv(sys.executable, [sys.executable, "-m", module, *args])
 
 
@@ -100,7 +100,7 @@ def _run_forked(name: str, module: str, args: list[str]) -> int | None:
     ).encode()
     with conn:
         try:
-            socket.send_fds(conn, [_HEADER.pack(len(request))], [0, 1, 2])
+            socket.send_fds(conn, [HEADER.pack(len(request))], [0, 1, 2])
             conn.sendall(request)
         except OSError as exc:
             relay.restore()
@@ -139,9 +139,12 @@ def _kill(pid: int, signum: int) -> None:
         os.kill(pid, signum)
 
 
-def _exit_as(code: int) -> NoReturn:
-    """Exit with ``code``, or be killed by the signal that killed the run (``code`` < 0)."""
-    sys.stdout.flush()
+def exit_as(code: int) -> NoReturn:
+    """Exit with ``code`` now, or be killed by that signal (``code`` < 0, as
+    ``os.waitstatus_to_exitcode`` reports it); the standard streams are flushed first."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # closed by the reader: nothing to lose
+            stream.flush()
     if code < 0:
         signal.signal(-code, signal.SIG_DFL)
         os.kill(os.getpid(), -code)

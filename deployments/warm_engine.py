@@ -53,7 +53,8 @@ from dataclasses import dataclass
 from typing import NoReturn
 
 from core.priority import match_autogroup
-from deployments.engine_start import RELAYED_SIGNALS, socket_address
+from deployments.engine_start import HEADER, RELAYED_SIGNALS, exit_as, socket_address
+from deployments.proctree import FLOW_RUN_ID
 
 __all__ = ["FLOW_MODULES", "PER_RUN_PREFIX", "available", "differing", "main", "serve"]
 
@@ -65,8 +66,6 @@ PER_RUN_PREFIX = "PREFECT__"
 # What a flow run of the pipeline imports besides prefect.engine: the flow code, with the steps,
 # the image code and the model runtime it imports.
 FLOW_MODULES = ("prefect.flow_engine", "flows.batch")
-_RUN_ID = "PREFECT__FLOW_RUN_ID"
-_HEADER = struct.Struct("!I")
 _MAX_REQUEST = 1 << 20  # an environment, a path and a few arguments
 _PARENT_CHECK_S = 1.0
 _REQUEST_TIMEOUT_S = 5.0
@@ -136,8 +135,6 @@ def serve(name: str, module: str, preload: Iterable[str]) -> None:
 
 def _adopt_prefect_settings() -> None:
     """Add the Prefect settings this environment sets to it, as a worker does for its runs."""
-    if "prefect" not in sys.modules and not any(k.startswith("PREFECT_") for k in os.environ):
-        return
     from prefect.context import refresh_global_settings_context
     from prefect.settings import get_current_settings
 
@@ -198,11 +195,11 @@ class _Engine:
         self._fork(conn, request)
 
     def _receive(self, conn: socket.socket) -> _Request:
-        header, fds, _, _ = socket.recv_fds(conn, _HEADER.size, 3)
+        header, fds, _, _ = socket.recv_fds(conn, HEADER.size, 3)
         try:
-            if len(header) != _HEADER.size or len(fds) != 3:
+            if len(header) != HEADER.size or len(fds) != 3:
                 raise ValueError("expected a length and three file descriptors")
-            (size,) = _HEADER.unpack(header)
+            (size,) = HEADER.unpack(header)
             if size > _MAX_REQUEST:
                 raise ValueError(f"request of {size} bytes")
             body = bytearray()
@@ -240,7 +237,7 @@ class _Engine:
         for fd in request.fds:
             os.close(fd)
         # `ps` shows a forked run with the engine's command line: this line names it.
-        log.info("flow run %r: process %d", request.env.get(_RUN_ID), pid)
+        log.info("flow run %r: process %d", request.env.get(FLOW_RUN_ID), pid)
         pidfd = os.pidfd_open(pid)
         self.children[pidfd] = _Child(pid, pidfd, conn)
         self.selector.register(pidfd, selectors.EVENT_READ)
@@ -297,7 +294,10 @@ def _become_run(
         os.chdir(request.cwd)
         os.environ.clear()
         os.environ.update(request.env)
-        _adopt_prefect_settings()
+        # The same settings as the engine's (checked), read again for the per-run variables.
+        from prefect.context import refresh_global_settings_context
+
+        refresh_global_settings_context()
         _end_with(conn)
         sys.argv = [request.module, *request.args]
         code = _run_module(request.module)
@@ -336,18 +336,12 @@ def _run_module(module: str) -> int:
 
 
 def _exit(code: int) -> NoReturn:
-    """Exit as the interpreter would (threads' and exit handlers, streams), without its teardown
-    of the heap the engine built for every run; a negative code: killed by that signal."""
+    """Exit as the interpreter would (threads' and exit handlers), without its teardown of the
+    heap the engine built for every run."""
     with contextlib.suppress(BaseException):
         threading._shutdown()  # type: ignore[attr-defined]
         atexit._run_exitfuncs()
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(OSError, ValueError):
-            stream.flush()
-    if code < 0:
-        signal.signal(-code, signal.SIG_DFL)
-        os.kill(os.getpid(), -code)
-    os._exit(code if code >= 0 else 128 - code)
+    exit_as(code)
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ from sqlmodel import Session, col, select
 from core.db import get_engine
 from core.settings import Settings
 from core.tables import Job, JobStatus
+from deployments import proctree
 from deployments.demo import serve_folder
 from deployments.stack import Stack
 from tests.helpers.images import jpeg_bytes, varied_product
@@ -372,32 +373,28 @@ def kill_machine(site: Site, flow_run_id: str) -> str:
     group = os.getpgid(owner.process.pid)
     os.kill(flow_pid, signal.SIGKILL)
     os.killpg(group, signal.SIGKILL)
-    engine = _service_pid(site, f"{owner.name}-engine")
-    if engine is not None:
-        os.killpg(os.getpgid(engine), signal.SIGKILL)
+    with contextlib.suppress(KeyError):  # a worker without a warm engine (not Linux)
+        engine = site.stack.service(f"{owner.name}-engine").process
+        if engine is not None:
+            os.killpg(os.getpgid(engine.pid), signal.SIGKILL)
     return owner.name
 
 
-def forked_runs(site: Site) -> list[int]:
-    """Pids of the flow-run processes the stack's warm engines forked and that still run."""
+def forked_runs(site: Site) -> list[proctree.Proc]:
+    """The flow-run processes the stack's warm engines forked that still run (they carry the
+    stack's marker, from the engine's environment)."""
     engines = {
         s.process.pid
         for s in site.stack.services
         if s.name.endswith("-engine") and s.process is not None
     }
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError):
-                if _parent(int(entry.name)) in engines:
-                    found.append(int(entry.name))
-    return found
+    return [p for p in proctree.marked(site.stack.instance) if _parent_of(p.pid) in engines]
 
 
-def _service_pid(site: Site, name: str) -> int | None:
-    for service in site.stack.services:
-        if service.name == name and service.process is not None:
-            return service.process.pid
+def _parent_of(pid: int) -> int | None:
+    """``_parent``, or None once the process is gone."""
+    with contextlib.suppress(OSError):
+        return _parent(pid)
     return None
 
 

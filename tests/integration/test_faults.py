@@ -7,15 +7,14 @@ done again.
 
 from __future__ import annotations
 
-import time
 from collections import Counter
-from pathlib import Path
 
 import pytest
 from sqlmodel import Session, col, select
 
 from core.db import get_engine
 from core.tables import JobStatus, JobStep, StepState
+from deployments import proctree
 from tests.helpers.postgres import start_outage
 from tests.helpers.site import BUCKET, Site, forked_runs, kill_machine
 
@@ -40,21 +39,6 @@ def _steps(site: Site, job_id: str) -> dict[tuple[str, int], JobStep]:
         return {(row.step, row.variant): row for row in rows.all()}
 
 
-def _running(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
-def _until_gone(pids: list[int], timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while any(_running(pid) for pid in pids):
-        assert time.monotonic() < deadline, f"still running: {pids}"
-        time.sleep(0.05)
-
-
 def _assert_done(site: Site, ids: list[str], timeout: float = 300) -> None:
     jobs = site.wait_until_ended(ids, timeout=timeout)
     assert {j.status for j in jobs.values()} == {JobStatus.DONE}, {
@@ -75,7 +59,7 @@ def test_a_worker_killed_mid_flow_crashes_its_run_and_a_rerun_skips_finished_ste
     assert running  # the run's process was forked from its worker's warm engine
     killed = kill_machine(site, run_id)
     # Killed with its command (nothing signals it directly), as a machine's death ends it.
-    _until_gone(running)
+    assert not proctree.wait_gone(running, 10)
     before = _steps(site, job_id)
     finished = {key for key, row in before.items() if row.state == StepState.COMPLETED}
     assert ("remove_background", 0) in finished
