@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import functools
 import logging
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -18,7 +19,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlmodel import Session, create_engine
 
@@ -29,6 +30,7 @@ from core.events.record import install as install_outbox
 from core.settings import get_settings
 
 __all__ = [
+    "begin_write",
     "get_engine",
     "is_transient_db_error",
     "reset_engines",
@@ -51,6 +53,10 @@ _PG_ADVISORY_KEY = 0x5041434B
 _PG_CONNECT_TIMEOUT_S = 10
 _RETRY_FIRST_S = 0.5
 _RETRY_MAX_S = 5.0
+_BUSY_TIMEOUT_MS = 30_000
+# begin_write's pauses between tries for SQLite's write lock: the first, and the longest.
+_WRITE_POLL_FIRST_S = 0.0005
+_WRITE_POLL_MAX_S = 0.002
 
 
 def _sqlite_pragmas(dbapi_connection: object, _record: ConnectionPoolEntry) -> None:
@@ -58,7 +64,7 @@ def _sqlite_pragmas(dbapi_connection: object, _record: ConnectionPoolEntry) -> N
     # writers (mapped tasks, webhook, dispatcher) wait instead of failing at once.
     cursor = dbapi_connection.cursor()  # type: ignore[attr-defined]
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
@@ -118,6 +124,43 @@ def session_scope(url: str) -> Iterator[Session]:
         except BaseException:
             session.rollback()
             raise
+
+
+def begin_write(session: Session, *, patience_s: float = _BUSY_TIMEOUT_MS / 1000) -> None:
+    """Begin ``session``'s transaction holding SQLite's write lock, as soon as it is free.
+
+    For a writer that must not wait longer than another process holds the lock (the webhook):
+    SQLite's own busy handler sleeps 1, 2, 5, 10, 15, 20, 25 ms … between tries, so a lock
+    held 3 ms costs a waiter 8 ms and one held 9 ms costs 18 ms. Here ``BEGIN IMMEDIATE`` is
+    tried every 0.5–2 ms instead, for up to ``patience_s``; then the busy error is raised as
+    SQLAlchemy's ``OperationalError`` (transient, like any other busy error). Call it first
+    in the session: a transaction already begun is left as it is. PostgreSQL locks rows, not
+    the database: nothing to do there.
+    """
+    connection = session.connection()
+    if connection.dialect.name != "sqlite":
+        return
+    raw = connection.connection.dbapi_connection
+    if not isinstance(raw, sqlite3.Connection) or raw.in_transaction:
+        return
+    raw.execute("PRAGMA busy_timeout=0")  # busy: fail at once, the loop below waits
+    try:
+        _begin_immediate(raw, time.monotonic() + patience_s)
+    finally:
+        raw.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
+
+
+def _begin_immediate(raw: sqlite3.Connection, deadline: float) -> None:
+    pause = _WRITE_POLL_FIRST_S
+    while True:
+        try:
+            raw.execute("BEGIN IMMEDIATE")
+            return
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY or time.monotonic() > deadline:
+                raise OperationalError("BEGIN IMMEDIATE", None, exc) from None
+        time.sleep(pause)
+        pause = min(pause * 2, _WRITE_POLL_MAX_S)
 
 
 def _reason(exc: BaseException) -> str:

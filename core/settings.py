@@ -266,8 +266,9 @@ class Settings(BaseSettings):
         ge=0,
         le=19,
         description="CPU niceness of the workers `packshot up` starts, inherited by their "
-        "flow-run processes: on a shared machine the webhook and the Prefect server answer "
-        "first while a burst keeps the pipeline busy (0: same priority).",
+        "flow-run processes, which are also scheduled as batch work (Linux): on a shared "
+        "machine the webhook and the Prefect server answer first while a burst keeps the "
+        "pipeline busy (0: same priority, normal scheduling).",
     )
     warm_engine: bool = Field(
         True,

@@ -65,6 +65,8 @@ class Service:
     env: dict[str, str] = field(default_factory=dict)
     # Added to the child's CPU niceness at start; its own children (flow runs) inherit it.
     nice: int = 0
+    # Pipeline work: scheduled as batch work too (core.priority), also inherited.
+    batch: bool = False
     crashes: CrashWindow = field(default_factory=CrashWindow)
     restart_at: float | None = None
     # Stopped on purpose (Stack.held): the supervisor leaves it down until released.
@@ -82,10 +84,10 @@ class Service:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        if self.nice:
+        if self.nice or self.batch:
             # Set from here, not in the child (a pre-exec hook is unsafe with threads): the
             # child is still importing, long before it starts any flow run that inherits it.
-            lower_priority(self.process.pid, self.nice)
+            lower_priority(self.process.pid, self.nice, batch=self.batch)
         self._pump = threading.Thread(target=self._relay, name=f"log-{self.name}", daemon=True)
         self._pump.start()
 

@@ -168,15 +168,16 @@ class Stack:
         ]
         env = worker_env(self.settings)
         nice = self.settings.worker_nice
+        batch = nice > 0  # 0: the pipeline competes with the webhook as an equal
         if not (self.settings.warm_engine and warm_engine.available()):
-            return [Service(name, argv, env=env, nice=nice)]
+            return [Service(name, argv, env=env, nice=nice, batch=batch)]
         # Both get the same environment: the engine forks only for runs that have its own.
         env[SOCKET_ENV] = f"packshot-{self.instance}-{name}"
         engine = [str(_BIN / "python"), "-m", "deployments.warm_engine"]
         engine += ["--socket", env[SOCKET_ENV], "--preload", ",".join(warm_engine.FLOW_MODULES)]
         return [
-            Service(f"{name}-engine", engine, env=dict(env), nice=nice),
-            Service(name, argv, env=env, nice=nice),
+            Service(f"{name}-engine", engine, env=dict(env), nice=nice, batch=batch),
+            Service(name, argv, env=env, nice=nice, batch=batch),
         ]
 
     def _webhook(self) -> Service:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 from collections.abc import Iterator
@@ -47,6 +48,9 @@ def packshot_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pa
     settings_module.get_settings.cache_clear()
     _clear_runtime_caches()
     reset_engines()
+    # A webhook app started in this test froze the heap, as it does in its own process
+    # (core.heap): here the next tests' garbage must stay collectable.
+    gc.unfreeze()
 
 
 def _clear_runtime_caches() -> None:

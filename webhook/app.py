@@ -18,6 +18,7 @@ from sqlalchemy.engine import make_url
 
 from core.db import upgrade_schema
 from core.errors import ConfigurationError
+from core.heap import freeze_startup_heap
 from core.settings import Settings, get_settings
 from webhook.db import DbRunner
 from webhook.deps import ApiError, ThemeCatalog, WebhookContext
@@ -92,6 +93,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         ctx.notifier = Notifier(settings, db=ctx.db)
         ctx.notifier_task = asyncio.create_task(ctx.notifier.run(stop), name="packshot-notifier")
     app.state.ctx = ctx
+    freeze_startup_heap()  # what start-up built lives as long as the process: never walked again
     log.info(
         "webhook.started",
         database=make_url(settings.database_url).render_as_string(hide_password=True),

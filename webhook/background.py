@@ -13,6 +13,7 @@ import asyncio
 import signal
 
 from core.db import upgrade_schema
+from core.heap import freeze_startup_heap
 from core.settings import Settings, get_settings
 from webhook.db import DbRunner
 from webhook.dispatcher import Dispatcher
@@ -40,6 +41,7 @@ async def run_background(settings: Settings, stop: asyncio.Event) -> None:
                 from webhook.notifier import Notifier
 
                 loops.append(Notifier(settings, db=db).run(stop))
+            freeze_startup_heap()  # Prefect's client is imported: no full collection walks it
             log.info("background.started", loops=len(loops))
             await asyncio.gather(*loops)
     finally:

@@ -47,6 +47,7 @@ from sqlmodel import Session
 from core import jobs
 from core.backoff import backoff_s
 from core.db import get_engine, is_transient_db_error, upgrade_schema
+from core.heap import freeze_startup_heap
 from core.settings import Settings
 from core.tables import utcnow
 from core.urls import redact_urls
@@ -505,4 +506,5 @@ async def run_dispatcher(
     """Run a dispatcher on its own (no webhook) until ``stop_event`` is set."""
     upgrade_schema(settings.database_url)
     async with Dispatcher(settings, api_url=api_url) as dispatcher:
+        freeze_startup_heap()  # Prefect's client is imported: a full collection walks none of it
         await dispatcher.run(stop_event)

@@ -18,7 +18,7 @@ from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
 from core import jobs
-from core.db import get_engine, is_transient_db_error, session_scope
+from core.db import begin_write, get_engine, is_transient_db_error, session_scope
 from core.schemas import ImageJobSpec, JobView
 from core.urls import redact_url
 from webhook.db import read
@@ -48,8 +48,10 @@ _ERRORS: dict[int | str, dict[str, object]] = {
 
 def store_deliveries(url: str, specs: Sequence[ImageJobSpec]) -> list[jobs.Enqueued]:
     """For each delivery: insert the job (waiting for dispatch), requeue it if it FAILED, or
-    find it; all in one transaction (``DbRunner.grouped``)."""
+    find it; all in one transaction (``DbRunner.grouped``), which takes SQLite's write lock
+    the moment another process releases it (``begin_write``)."""
     with session_scope(url) as session:
+        begin_write(session)
         return [jobs.enqueue_job(session, spec=spec) for spec in specs]
 
 

@@ -196,6 +196,7 @@ def test_a_worker_machine_runs_n_workers_and_no_bring_up() -> None:
     for worker in workers:
         engine = engines[f"{worker.name}-engine"]
         assert engine.env == worker.env and engine.nice == worker.nice
+        assert engine.batch and worker.batch
         assert engine.argv[engine.argv.index("--socket") + 1] == worker.env[SOCKET_ENV]
     assert len({worker.env[SOCKET_ENV] for worker in workers}) == 3
     assert stack.env["PREFECT_API_URL"] == "http://prefect:4200/api"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from core.priority import autogroup_nice
+from core.priority import autogroup_nice, is_batch
 from core.settings import Settings
 from deployments.service import CrashWindow, Service
 from deployments.stack import Stack
@@ -93,7 +93,7 @@ def test_a_niced_service_and_the_processes_it_starts_yield_the_cpu() -> None:
 
     # A stand-in for a worker: it starts a child (a flow run) after a moment and waits.
     code = "import subprocess, sys, time; time.sleep(0.3); subprocess.run(['sleep', '30'])"
-    service = Service("worker", [sys.executable, "-c", code], nice=7)
+    service = Service("worker", [sys.executable, "-c", code], nice=7, batch=True)
     service.start(dict(os.environ))
     try:
         assert service.process is not None
@@ -109,6 +109,10 @@ def test_a_niced_service_and_the_processes_it_starts_yield_the_cpu() -> None:
             time.sleep(0.05)
         assert children, "the stand-in never started its child"
         assert os.getpriority(os.PRIO_PROCESS, children[0]) == min(base + 7, 19)
+        # Batch work: it never preempts the webhook when a delivery wakes it (Linux).
+        if hasattr(os, "SCHED_BATCH"):
+            assert is_batch(service.process.pid) and is_batch(children[0])
+            assert not is_batch(os.getpid())
         # Under autogroups niceness only counts within a session: the service leads its own,
         # so its group gets the niceness too, or the webhook would gain nothing.
         if autogroup_nice(service.process.pid) is not None:
@@ -157,6 +161,11 @@ def test_the_stack_starts_workers_niced_and_the_webhook_not() -> None:
     assert nice["worker"] == 12 and nice["webhook"] == 0
     assert nice["worker-engine"] == 12  # its forked flow runs are the worker's
     assert nice["prefect"] == 3 and nice["dispatcher"] == 3
+    # Only the pipeline is batch work; with no niceness it competes as an equal.
+    batch = {service.name for service in stack.services if service.batch}
+    assert batch == {"worker", "worker-engine"}
+    equal = Stack(settings.model_copy(update={"worker_nice": 0}))
+    assert not any(service.batch for service in equal.services)
     # The webhook process only answers: its background loops run in the dispatcher process.
     webhook = stack.service("webhook")
     assert webhook.env["PACKSHOT_DISPATCHER_ENABLED"] == "false"

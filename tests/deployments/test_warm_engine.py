@@ -54,9 +54,10 @@ class Engine:
             text=True,
             start_new_session=True,  # as the stack starts it: its niceness is its own
         )
-        # Lowered as the stack lowers a worker's engine (its runs inherit the niceness).
+        # Lowered as the stack lowers a worker's engine (its runs inherit the niceness and
+        # the batch policy).
         self.nice = min(os.getpriority(os.PRIO_PROCESS, 0) + 3, 19)
-        lower_priority(self.process.pid, 3)
+        lower_priority(self.process.pid, 3, batch=True)
         assert self.process.stderr is not None
         ready = self.process.stderr.readline()
         assert "ready" in ready, ready
@@ -138,6 +139,7 @@ def test_a_run_is_forked_from_the_engine_with_the_commands_directory_streams_and
     # take the CPU from the webhook as an equal.
     assert report["nice"] == engine.nice
     assert report["autogroup_nice"] in (engine.nice, None)  # None: no autogroups here
+    assert report["batch"]  # and it is batch work, as the engine is
     assert report["cwd"] == str(workdir)
     assert report["argv"] == ["exit:0", "--flag"]
     assert "fresh process" not in err

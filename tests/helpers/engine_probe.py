@@ -1,8 +1,9 @@
 """A stand-in for ``prefect.engine`` in the warm-engine tests: reports how it was run.
 
 Run as ``__main__`` it prints one JSON line (its pid, parent, session, working directory,
-arguments, ``PREFECT__FLOW_RUN_ID``, niceness and its autogroup's) to stdout, then does what its first argument says:
-``exit:N`` (exit with N), ``sleep`` (wait for a signal), ``raise``.
+arguments, ``PREFECT__FLOW_RUN_ID``, niceness, its autogroup's, and whether it is batch work)
+to stdout, then does what its first argument says: ``exit:N`` (exit with N), ``sleep`` (wait
+for a signal), ``raise``.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from core.priority import autogroup_nice
+from core.priority import autogroup_nice, is_batch
 
 
 def _report() -> None:
@@ -28,6 +29,7 @@ def _report() -> None:
                 "run_id": os.environ.get("PREFECT__FLOW_RUN_ID"),
                 "nice": os.getpriority(os.PRIO_PROCESS, 0),
                 "autogroup_nice": autogroup_nice(os.getpid()),
+                "batch": is_batch(os.getpid()),
             }
         )
         + "\n"

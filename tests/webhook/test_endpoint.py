@@ -449,6 +449,17 @@ def test_api_docs_are_served_only_outside_production() -> None:
         assert [client.get(path).status_code for path in paths] == [200, 200, 200]
 
 
+def test_the_started_webhook_leaves_its_startup_heap_out_of_collections() -> None:
+    import gc
+
+    from fastapi.testclient import TestClient
+
+    gc.unfreeze()
+    with TestClient(create_app(make_settings())) as client:
+        assert gc.get_freeze_count() > 0  # core.heap: no full collection walks it again
+        assert client.get("/healthz").status_code == 200
+
+
 def test_production_refuses_to_start_unsigned() -> None:
     with pytest.raises(ConfigurationError, match="PACKSHOT_WEBHOOK_SECRET must be set"):
         create_app(make_settings(profile="production", webhook_secret=None))
