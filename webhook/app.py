@@ -16,6 +16,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.engine import make_url
 
+from core.checkpoint import Checkpointer
 from core.db import upgrade_schema
 from core.errors import ConfigurationError
 from core.heap import freeze_startup_heap
@@ -59,6 +60,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             "anyone who can reach this port can submit jobs",
         )
     db = DbRunner(settings.database_url)
+    checkpoints = Checkpointer(settings.database_url)  # never inside a delivery's commit
+    checkpoints.start()
     ctx = WebhookContext(
         settings=settings,
         db=db,
@@ -111,6 +114,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         if ctx.notifier_task is not None:
             await _stop(ctx.notifier_task, stop)
         ctx.db.close()
+        checkpoints.stop()
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
