@@ -132,6 +132,8 @@ class Stack:
         # Held while the supervisor restarts a child and while stop() runs: a child that exits
         # during shutdown must not be started again behind stop()'s back.
         self._lifecycle = threading.Lock()
+        # Set once supervise() runs (and left set): a signal then only asks it to return.
+        self.supervising = False
 
     def _services(self, wanted: set[str], workers: int, limit: int) -> list[Service]:
         services = []
@@ -259,6 +261,7 @@ class Stack:
         A service that exits is started again at once, or, after ``CrashWindow.limit`` restarts
         within its window, when the window allows; the other services keep running meanwhile.
         """
+        self.supervising = True
         while not self._stopping.wait(1.0):
             for service in self.services:
                 with self._lifecycle:

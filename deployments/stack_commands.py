@@ -48,11 +48,16 @@ def _start(
 ) -> Stack:
     stack = Stack(settings, extra_env=extra_env, services=services or SERVICES, workers=workers)
 
-    def _on_sigterm(signum: int, frame: object) -> None:
+    def _on_signal(signum: int, frame: object) -> None:
         stack.request_stop()
-        raise KeyboardInterrupt
+        # While supervising, only ask: an exception raised wherever the main thread happens
+        # to be (inside a lock's acquire and its try, say) could leave a lock held that the
+        # shutdown needs. Before that, interrupt the start (a health wait can take minutes).
+        if not stack.supervising:
+            raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, _on_sigterm)
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
     try:
         stack.start()
     except BaseException:
