@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
+from sqlmodel import Session
 
 from core.db import begin_write, is_transient_db_error, session_scope
 from tests.helpers.postgres import temporary_database
@@ -43,8 +44,8 @@ def _hold(path: Path, seconds: float, released: list[float]) -> threading.Thread
     return thread
 
 
-def _busy_timeout(session: object) -> int:
-    return int(session.execute(text("PRAGMA busy_timeout")).scalar_one())  # type: ignore[attr-defined]
+def _busy_timeout(session: Session) -> int:
+    return int(session.execute(text("PRAGMA busy_timeout")).scalar_one())
 
 
 def test_the_writer_waits_for_the_holder_then_writes(tmp_path: Path) -> None:
