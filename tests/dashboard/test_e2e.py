@@ -223,6 +223,9 @@ def test_values_from_data_show_as_text_in_the_browser(server: str, hostile_job: 
             page.goto(f"{server}/job?job={hostile_job}", wait_until="domcontentloaded")
             page.get_by_text("Step 4 of 7: failed").wait_for()
             page.locator('[data-testid="stAlertContentError"]').wait_for()
+            # The facts line is Markdown with code spans, drawn when its renderer has loaded,
+            # which can be after the elements above on a busy machine.
+            page.locator('[data-testid="stCaptionContainer"]', has_text="· started").wait_for()
             text = _main_text(page)
             assert f"{hostile.SKU} · default" in text
             assert f"source {redact_url(hostile.SOURCE)} · started" in text
