@@ -16,7 +16,7 @@ import logging
 import sqlite3
 import threading
 
-from sqlalchemy import event
+from sqlalchemy import Engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import ConnectionPoolEntry
 
@@ -40,13 +40,14 @@ class Checkpointer:
         self.url, self.every_s = url, every_s
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._engine: Engine | None = None
 
     def start(self) -> bool:
         """Take over this process's checkpoints; False (nothing done) unless a SQLite file."""
         parsed = make_url(self.url)
         if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
             return False
-        engine = get_engine(self.url)
+        self._engine = engine = get_engine(self.url)
         event.listen(engine, "connect", _no_autocheckpoint)
         engine.dispose()  # connections opened before now would still checkpoint
         path = str(parsed.database)
@@ -58,15 +59,13 @@ class Checkpointer:
 
     def stop(self) -> None:
         """Checkpoint once more, stop the thread, and give checkpoints back to SQLite."""
-        if self._thread is None:
+        if self._thread is None or self._engine is None:
             return
         self._stop.set()
         self._thread.join()
         self._thread = None
-        engine = get_engine(self.url)
-        if event.contains(engine, "connect", _no_autocheckpoint):
-            event.remove(engine, "connect", _no_autocheckpoint)
-        engine.dispose()
+        event.remove(self._engine, "connect", _no_autocheckpoint)
+        self._engine.dispose()
 
     def _run(self, path: str) -> None:
         connection = sqlite3.connect(path)

@@ -54,7 +54,6 @@ __all__ = [
     "list_assets",
     "list_steps",
     "mark_dispatch_failed",
-    "mark_dispatched",
     "mark_waiting_dispatched",
     "record_assets",
     "reset_for_rerun",
@@ -257,26 +256,14 @@ def _due(moment: datetime) -> tuple[Any, ...]:
     )
 
 
-def mark_dispatched(session: Session, *, job_id: uuid.UUID, flow_run_id: str) -> Job:
-    """The dispatcher created (or found) the job's flow run: the job leaves the outbox."""
-    job = _require(session, job_id)
-    job.flow_run_id = flow_run_id
-    job.dispatch_pending = False
-    job.dispatch_attempts += 1
-    job.dispatch_error = None
-    job.dispatch_next_at = None
-    job.dispatched_at = job.updated_at = _now()
-    return job
-
-
 def mark_waiting_dispatched(
     session: Session, *, job_ids: list[uuid.UUID], flow_run_id: str
 ) -> list[uuid.UUID]:
     """The run carrying ``job_ids`` exists: those still waiting leave the outbox.
 
     Returns the ids recorded, in the given order; rows another dispatcher holds are skipped.
-    One UPDATE for all of them (what ``mark_dispatched`` does to one): on SQLite the write
-    lock, which the webhook's next delivery may be waiting for, is held for one statement.
+    One UPDATE for all of them: on SQLite the write lock, which the webhook's next delivery
+    may be waiting for, is held for one statement.
     """
     table: Table = Job.__table__  # type: ignore[attr-defined]
     query = (

@@ -66,7 +66,7 @@ def _failed(db_url: str, n: int) -> uuid.UUID:
     """A job the webhook accepted, dispatched, whose run then failed."""
     with session_scope(db_url) as s:
         job_id = jobs.enqueue_job(s, spec=_spec(n)).job_id
-        jobs.mark_dispatched(s, job_id=job_id, flow_run_id="run-1")
+        jobs.mark_waiting_dispatched(s, job_ids=[job_id], flow_run_id="run-1")
         jobs.fail_job(s, job_id=job_id, step="download", error_type="InputError", message="404")
     return job_id
 
@@ -91,7 +91,7 @@ def test_a_failed_job_delivered_again_is_queued_with_the_url_it_carries(db_url: 
 def test_a_job_that_did_not_fail_stays_a_duplicate(db_url: str) -> None:
     with session_scope(db_url) as s:
         job_id = jobs.enqueue_job(s, spec=_spec(31)).job_id
-        jobs.mark_dispatched(s, job_id=job_id, flow_run_id="run-1")
+        jobs.mark_waiting_dispatched(s, job_ids=[job_id], flow_run_id="run-1")
         jobs.finish_job(s, job_id=job_id, manifest_key="manifests/x.json")
     other_url = _spec(31, image_url="https://cdn.example/other.jpg")
     with session_scope(db_url) as s:
@@ -136,7 +136,7 @@ def test_claim_oldest_due_first_then_record(db_url: str) -> None:
     with session_scope(db_url) as s:
         claimed = jobs.claim_next_dispatch(s)
         assert claimed is not None and claimed.id == ids[1]
-        jobs.mark_dispatched(s, job_id=claimed.id, flow_run_id="run-1")
+        jobs.mark_waiting_dispatched(s, job_ids=[claimed.id], flow_run_id="run-1")
     with session_scope(db_url) as s:
         assert jobs.claim_next_dispatch(s).id == ids[2]  # type: ignore[union-attr]
         assert jobs.claim_next_dispatch(s, now=later + timedelta(seconds=1)).id == ids[0]  # type: ignore[union-attr]

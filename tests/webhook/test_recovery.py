@@ -238,7 +238,7 @@ def test_a_photo_whose_batch_run_crashed_is_run_again(
     job_id = _enqueue(settings, 430)
     batch, sub = asyncio.run(_subflow_of_a_batch())
     with session_scope(settings.database_url) as session:
-        jobs.mark_dispatched(session, job_id=job_id, flow_run_id=batch)
+        jobs.mark_waiting_dispatched(session, job_ids=[job_id], flow_run_id=batch)
         jobs.start_job(session, job_id=job_id, flow_run_id=sub)  # the subflow opened the job
     assert asyncio.run(_recover(settings)) == RecoveryRound()  # the batch still runs
 
