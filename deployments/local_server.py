@@ -41,7 +41,7 @@ from pathlib import Path
 
 from core.settings import Settings
 from deployments.prefect_auth import ensure_auth_string, server_env
-from deployments.prefect_server import PREFECT_CLI
+from deployments.prefect_server import server_argv
 
 __all__ = [
     "BackgroundServer",
@@ -184,15 +184,7 @@ def _spawn(settings: Settings) -> BackgroundServer:
     seed_database(settings)
     log_file = settings.prefect_home / _LOG
     config = {
-        "argv": [
-            *PREFECT_CLI,
-            "server",
-            "start",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(settings.prefect_port),
-        ],
+        "argv": server_argv("127.0.0.1", settings.prefect_port),
         "state": str(settings.prefect_home / _STATE),
         "lease": str(settings.prefect_home / _LEASE),
         "idle_s": settings.local_server_idle_s,

@@ -1,33 +1,35 @@
-"""Prefect's command line for the servers Packshot starts, with SQLite transactions that wait.
+"""The Prefect servers Packshot starts: Prefect's API server, with SQLite transactions that wait.
 
-    python -m deployments.prefect_server server start --host 127.0.0.1 --port 4200
+    python -m deployments.prefect_server --host 127.0.0.1 --port 4200
 
-is ``prefect server start …`` (any ``prefect`` arguments), with one change to a server on
-SQLite: every transaction begins ``IMMEDIATE``.
+serves what ``prefect server start --host 127.0.0.1 --port 4200`` serves (API, UI and
+background services as Prefect's settings in the environment say), with two differences:
 
-Prefect 3.8.8 begins most SQLite transactions ``DEFERRED``. One that reads first and writes
-after fails at once with "database is locked" when another connection wrote in between
-(``SQLITE_BUSY_SNAPSHOT``: the busy timeout does not wait that out). The server answers such a
-request 503, and Prefect's client tries again after 2 s (then 4 s, …). Under a burst this hit a
-flow run's start and the creation of a photo's subflow: with ``PREFECT_API_LOG_RETRYABLE_ERRORS``
-on, one 12-photo burst of ``benchmarks/throughput.py`` logged two, and held one batch run 4 s.
-Begun ``IMMEDIATE``, a transaction takes the write lock first, waiting for it up to the busy
-timeout (60 s) instead of failing. Prefect already begins its state changes that way
-(``with_for_update``), and its ``setup_sqlite`` names this as the remedy. Reads outside a
-transaction are not affected (the database is in WAL mode); PostgreSQL is not affected.
+* It does not load Prefect's command line. That import, its settings and logging set-up and
+  the welcome banner were about 0.2 s of every start, on the critical path of a first
+  ``packshot process`` (the command waits for this server).
+* On SQLite, every transaction begins ``IMMEDIATE``. Prefect 3.8.8 begins most SQLite
+  transactions ``DEFERRED``. One that reads first and writes after fails at once with
+  "database is locked" when another connection wrote in between (``SQLITE_BUSY_SNAPSHOT``:
+  the busy timeout does not wait that out). The server answers such a request 503, and
+  Prefect's client tries again after 2 s (then 4 s, …). Under a burst this hit a flow run's
+  start and the creation of a photo's subflow: with ``PREFECT_API_LOG_RETRYABLE_ERRORS`` on,
+  one 12-photo burst of ``benchmarks/throughput.py`` logged two, and held one batch run 4 s.
+  Begun ``IMMEDIATE``, a transaction takes the write lock first, waiting for it up to the busy
+  timeout (60 s) instead of failing. Prefect already begins its state changes that way
+  (``with_for_update``), and its ``setup_sqlite`` names this as the remedy. Reads outside a
+  transaction are not affected (the database is in WAL mode); PostgreSQL is not affected.
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-__all__ = ["PREFECT_CLI", "immediate_sqlite_transactions", "main"]
-
-# The command that stands for `prefect` when Packshot starts a server.
-PREFECT_CLI = (sys.executable, "-m", "deployments.prefect_server")
+__all__ = ["immediate_sqlite_transactions", "main", "serve", "server_argv"]
 _MARK = "_packshot_immediate"
 
 
@@ -50,13 +52,42 @@ def immediate_sqlite_transactions() -> None:
     AioSqliteConfiguration.begin_transaction = begin_transaction  # type: ignore[method-assign]
 
 
-def main() -> None:
-    """Run Prefect's command line with the change above."""
-    immediate_sqlite_transactions()
-    from prefect.cli import app
+def server_argv(host: str, port: int) -> list[str]:
+    """The command that runs a Prefect server on ``host:port`` (see the module's doc)."""
+    return [sys.executable, "-m", "deployments.prefect_server", "--host", host, "--port", str(port)]
 
-    sys.argv[0] = "prefect"
-    app()  # exits with the command's code
+
+def serve(host: str, port: int) -> None:
+    """Serve Prefect's API on ``host:port`` until SIGINT or SIGTERM (uvicorn stops gracefully).
+
+    What ``prefect server start`` runs for one web worker: ``create_app`` with Prefect's
+    settings from the environment, and uvicorn with the server's keep-alive, websocket ping and
+    log level settings.
+    """
+    immediate_sqlite_transactions()
+    import uvicorn
+    from prefect.server.api.server import create_app
+    from prefect.settings import get_current_settings
+
+    settings = get_current_settings().server
+    uvicorn.run(
+        app=create_app(final=True),
+        host=host,
+        port=port,
+        timeout_keep_alive=settings.api.keepalive_timeout,
+        ws_ping_interval=settings.api.websocket_ping_interval,
+        ws_ping_timeout=settings.api.websocket_ping_timeout,
+        log_level=settings.logging_level.lower(),
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m deployments.prefect_server --host HOST --port PORT``."""
+    parser = argparse.ArgumentParser(prog="python -m deployments.prefect_server")
+    parser.add_argument("--host", required=True)
+    parser.add_argument("--port", required=True, type=int)
+    args = parser.parse_args(argv)
+    serve(args.host, args.port)
 
 
 if __name__ == "__main__":

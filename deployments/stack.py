@@ -32,7 +32,7 @@ from deployments.bringup import ROOT, WORK_POOL, bring_up
 from deployments.engine_start import SOCKET_ENV
 from deployments.prefect_auth import ensure_auth_string, server_env
 from deployments.prefect_env import auth_string
-from deployments.prefect_server import PREFECT_CLI
+from deployments.prefect_server import server_argv
 from deployments.profile import SERVICES, worker_env
 from deployments.service import CrashWindow, Service, wait_healthy
 from deployments.shutdown import end_flow_runs
@@ -150,10 +150,7 @@ class Stack:
 
     def _prefect_server(self) -> Service:
         s = self.settings
-        argv = [
-            *PREFECT_CLI,
-            *("server", "start", "--host", s.bind, "--port", str(s.prefect_port)),
-        ]
+        argv = server_argv(s.bind, s.prefect_port)
         assert self.auth is not None  # ensure_auth_string gave one (own_server)
         env = server_env(s, self.auth, self.ui_url)
         if s.prefect_database_url is not None:

@@ -16,7 +16,7 @@ from prefect.server.database.configurations import AioSqliteConfiguration
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
-from deployments.prefect_server import immediate_sqlite_transactions
+from deployments.prefect_server import immediate_sqlite_transactions, main
 
 
 async def _collide(database: Path) -> str | None:
@@ -60,3 +60,37 @@ def test_a_read_then_write_transaction_waits_instead_of_failing(tmp_path: Path) 
     immediate_sqlite_transactions()  # a second call changes nothing
 
     assert asyncio.run(_collide(tmp_path / "immediate.db")) is None
+
+
+@pytest.mark.usefixtures("restored")
+def test_serve_runs_prefects_app_under_uvicorn_with_the_servers_settings(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import uvicorn
+    from prefect.server.api import server
+    from prefect.settings import (
+        PREFECT_SERVER_API_KEEPALIVE_TIMEOUT,
+        PREFECT_SERVER_LOGGING_LEVEL,
+        temporary_settings,
+    )
+
+    app = object()
+    created: list[dict[str, object]] = []
+    served: list[dict[str, object]] = []
+    monkeypatch.setattr(server, "create_app", lambda **kwargs: created.append(kwargs) or app)
+    monkeypatch.setattr(uvicorn, "run", lambda **kwargs: served.append(kwargs))
+    updates = {PREFECT_SERVER_API_KEEPALIVE_TIMEOUT: 7, PREFECT_SERVER_LOGGING_LEVEL: "DEBUG"}
+    with temporary_settings(updates=updates):
+        main(["--host", "127.0.0.1", "--port", "4321"])
+
+    assert created == [{"final": True}]
+    assert served[0]["app"] is app
+    assert (served[0]["host"], served[0]["port"]) == ("127.0.0.1", 4321)
+    assert (served[0]["timeout_keep_alive"], served[0]["log_level"]) == (7, "debug")
+    assert getattr(AioSqliteConfiguration.begin_transaction, "_packshot_immediate", False)
+
+
+def test_the_server_command_names_a_missing_port() -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["--host", "127.0.0.1"])
+    assert exited.value.code == 2
