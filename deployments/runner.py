@@ -72,13 +72,13 @@ def _warm_up(settings: Settings) -> None:
 
     load_models(settings)
     new_generator(settings)
-    import flows.process_image  # noqa: F401  (imports Prefect's flow decorator and every task)
-
-    # What Prefect itself imports at a flow's first call (its run engines; FastAPI's encoder
-    # for the parameters): about 0.13 s that is otherwise spent after the server answered.
+    # Every task, and what Prefect itself imports at a flow's first call (its run engines;
+    # FastAPI's encoder for the parameters, about 0.1 s otherwise spent once the server answers).
     import fastapi.encoders  # noqa: F401
-    import prefect.flow_engine  # noqa: F401
+    import prefect.flow_engine
     import prefect.task_engine  # noqa: F401
+
+    import flows.process_image  # noqa: F401
 
 
 def _find_job(settings: Settings, spec: ImageJobSpec, sha256: str | None) -> JobView | None:
