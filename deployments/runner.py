@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from core.db import session_scope, upgrade_schema
 from core.errors import InputError, PipelineError
@@ -65,20 +66,22 @@ class ProcessOutcome:
         return doc
 
 
-def _warm_up(settings: Settings) -> None:
-    """Load what the first step needs while the Prefect server boots (model session, tables)."""
+def _warm_up(settings: Settings, parameters: dict[str, Any]) -> None:
+    """Load what the flow needs while the Prefect server boots (model session, tables, code)."""
     upgrade_schema(settings.database_url)
     from core.providers.registry import load_models, new_generator
 
     load_models(settings)
     new_generator(settings)
-    # Every task, and what Prefect itself imports at a flow's first call (its run engines;
-    # FastAPI's encoder for the parameters, about 0.1 s otherwise spent once the server answers).
-    import fastapi.encoders  # noqa: F401
-    import prefect.flow_engine
-    import prefect.task_engine  # noqa: F401
+    # Prefect's run engines are imported at a flow's first call otherwise; the flow's module
+    # imports every task.
+    from prefect import flow_engine, task_engine  # noqa: F401
 
-    import flows.process_image  # noqa: F401
+    from flows.process_image import process_image
+
+    # Prefect serializes the parameters as it creates the run, and loads FastAPI's encoder for
+    # that (about 0.1 s): done once here, while the server boots, not after it answered.
+    process_image.serialize_parameters(parameters)
 
 
 def _find_job(settings: Settings, spec: ImageJobSpec, sha256: str | None) -> JobView | None:
@@ -98,7 +101,14 @@ def run_process(spec: ImageJobSpec, settings: Settings, *, force: bool = False) 
     """Run ``process_image`` for ``spec`` now; never raises for a failed job."""
     started = time.perf_counter()
     api = locate_api(settings)
-    _warm_up(settings)
+    parameters: dict[str, Any] = {  # the flow's keywords
+        "sku": spec.sku,
+        "image_url": spec.image_url,
+        "sha256": spec.sha256,
+        "theme": spec.theme,
+        "force": force,
+    }
+    _warm_up(settings, parameters)
     warm_ms = (time.perf_counter() - started) * 1000
     api.wait()
     from flows.process_image import process_image
@@ -109,13 +119,7 @@ def run_process(spec: ImageJobSpec, settings: Settings, *, force: bool = False) 
     flow_started = time.perf_counter()
     try:
         with api.flow_here():
-            result = process_image(
-                sku=spec.sku,
-                image_url=spec.image_url,
-                sha256=spec.sha256,
-                theme=spec.theme,
-                force=force,
-            )
+            result = process_image(**parameters)
         sha = str(result.get("sha256") or sha)
     except Exception as exc:  # noqa: BLE001  (the job row has the details; we pick the exit code)
         error, error_type = f"{type(exc).__name__}: {exc}", type(exc).__name__

@@ -4,8 +4,11 @@ Prefect's heartbeat thread."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -60,3 +63,28 @@ def test_a_flow_called_here_has_no_heartbeat_thread() -> None:
         assert current.api.url == "http://127.0.0.1:9/api"
         assert current.api.auth_string is not None
         assert current.api.auth_string.get_secret_value() == "user:secret"
+
+
+def test_the_warm_up_loads_what_the_flows_first_call_would_load(tmp_path: Path) -> None:
+    """In a fresh interpreter (this one has loaded everything): Prefect's run engines and the
+    encoder it serializes parameters with are loaded before the command waits for the server."""
+    script = """
+import json, sys
+from core.settings import Settings
+from deployments.runner import _warm_up
+lazy = ("fastapi.encoders", "prefect.flow_engine", "prefect.task_engine")
+assert not any(name in sys.modules for name in lazy), "loaded before the warm-up"
+settings = Settings(home=sys.argv[1], segmenter="passthrough")
+_warm_up(settings, {"sku": "SKU-1", "image_url": "file:///p.jpg", "theme": "studio"})
+print(json.dumps([name for name in lazy if name in sys.modules]))
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    loaded = json.loads(done.stdout.splitlines()[-1])
+    assert loaded == ["fastapi.encoders", "prefect.flow_engine", "prefect.task_engine"]
