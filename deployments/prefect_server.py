@@ -3,11 +3,12 @@
     python -m deployments.prefect_server --host 127.0.0.1 --port 4200
 
 serves what ``prefect server start --host 127.0.0.1 --port 4200`` serves (API, UI and
-background services as Prefect's settings in the environment say), with two differences:
+background services as Prefect's settings in the environment say), with three differences:
 
 * It does not load Prefect's command line. That import, its settings and logging set-up and
   the welcome banner were about 0.2 s of every start, on the critical path of a first
   ``packshot process`` (the command waits for this server).
+* No automatic garbage collection until the app is built (``core.heap``): about 0.4 s less.
 * On SQLite, every transaction begins ``IMMEDIATE``. Prefect 3.8.8 begins most SQLite
   transactions ``DEFERRED``. One that reads first and writes after fails at once with
   "database is locked" when another connection wrote in between (``SQLITE_BUSY_SNAPSHOT``:
@@ -28,6 +29,8 @@ import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
+
+from core.heap import end_startup, pause_collections
 
 __all__ = ["immediate_sqlite_transactions", "main", "serve", "server_argv"]
 _MARK = "_packshot_immediate"
@@ -64,14 +67,17 @@ def serve(host: str, port: int) -> None:
     settings from the environment, and uvicorn with the server's keep-alive, websocket ping and
     log level settings.
     """
+    pause_collections()  # until the app is built: see core.heap
     immediate_sqlite_transactions()
     import uvicorn
     from prefect.server.api.server import create_app
     from prefect.settings import get_current_settings
 
     settings = get_current_settings().server
+    app = create_app(final=True)  # collects once itself, when built
+    end_startup()
     uvicorn.run(
-        app=create_app(final=True),
+        app=app,
         host=host,
         port=port,
         timeout_keep_alive=settings.api.keepalive_timeout,

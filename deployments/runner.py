@@ -8,6 +8,7 @@ from typing import Any
 
 from core.db import session_scope, upgrade_schema
 from core.errors import InputError, PipelineError
+from core.heap import end_startup
 from core.jobs import job_view
 from core.schemas import ImageJobSpec, JobView
 from core.settings import Settings
@@ -109,6 +110,7 @@ def run_process(spec: ImageJobSpec, settings: Settings, *, force: bool = False) 
         "force": force,
     }
     _warm_up(settings, parameters)
+    end_startup()  # what was loaded stays: no collection walks it again (core.heap)
     warm_ms = (time.perf_counter() - started) * 1000
     api.wait()
     from flows.process_image import process_image

@@ -9,6 +9,7 @@ begun IMMEDIATE, the other write waits for the first to commit and both succeed.
 from __future__ import annotations
 
 import asyncio
+import gc
 from pathlib import Path
 
 import pytest
@@ -77,14 +78,23 @@ def test_serve_runs_prefects_app_under_uvicorn_with_the_servers_settings(
     app = object()
     created: list[dict[str, object]] = []
     served: list[dict[str, object]] = []
-    monkeypatch.setattr(server, "create_app", lambda **kwargs: created.append(kwargs) or app)
-    monkeypatch.setattr(uvicorn, "run", lambda **kwargs: served.append(kwargs))
+
+    def create_app(**kwargs: object) -> object:
+        created.append({**kwargs, "collecting": gc.isenabled()})
+        return app
+
+    def run(**kwargs: object) -> None:
+        served.append({**kwargs, "collecting": gc.isenabled(), "frozen": gc.get_freeze_count()})
+
+    monkeypatch.setattr(server, "create_app", create_app)
+    monkeypatch.setattr(uvicorn, "run", run)
     updates = {PREFECT_SERVER_API_KEEPALIVE_TIMEOUT: 7, PREFECT_SERVER_LOGGING_LEVEL: "DEBUG"}
     with temporary_settings(updates=updates):
         main(["--host", "127.0.0.1", "--port", "4321"])
 
-    assert created == [{"final": True}]
+    assert created == [{"final": True, "collecting": False}]  # built without collections
     assert served[0]["app"] is app
+    assert served[0]["collecting"] and served[0]["frozen"]  # serving with them, start-up frozen
     assert (served[0]["host"], served[0]["port"]) == ("127.0.0.1", 4321)
     assert (served[0]["timeout_keep_alive"], served[0]["log_level"]) == (7, "debug")
     assert getattr(AioSqliteConfiguration.begin_transaction, "_packshot_immediate", False)

@@ -92,6 +92,26 @@ def test_a_bug_keeps_its_traceback(tmp_path: Path) -> None:
     assert _lines(result.stderr)[-1].startswith("error in download: ZeroDivisionError")
 
 
+def test_the_flow_runs_with_the_collector_on_and_what_start_up_loaded_frozen(
+    tmp_path: Path,
+) -> None:
+    """The command imports with garbage collection off (core.heap); its steps run with it on.
+    A planted failure in the first step reports what the step saw."""
+    photo = tmp_path / "a.jpg"
+    photo.write_bytes(jpeg_bytes(product_photo()))
+    plant = (
+        "import gc, importlib\n"
+        "def sniff(data):\n"
+        "    raise RuntimeError(f'collecting={gc.isenabled()} frozen={gc.get_freeze_count() > 0}')\n"
+        "importlib.import_module('tasks.download').sniff = sniff"
+    )
+    result = _packshot(str(photo), "--sku", "GC-1", before=plant)
+    assert result.returncode == 1, result.stderr
+    assert _lines(result.stderr)[-1] == (
+        "error in download: RuntimeError: collecting=True frozen=True"
+    )
+
+
 def test_failed_download_without_sha256_is_one_line(tmp_path: Path) -> None:
     """Without --sha256 the photo is fetched before the job exists; a 404 is still one line,
     and the ``[...]`` in its URL is printed as it is, not taken for markup."""
