@@ -6,6 +6,7 @@ import json
 import os
 import socket
 import time
+import uuid
 from pathlib import Path
 
 import httpx
@@ -68,6 +69,9 @@ def test_the_server_is_started_once_reused_then_stops_when_unused(tmp_path: Path
         user, password = first.auth.split(":", 1)
         signed = httpx.get(f"{first.url}/admin/version", auth=(user, password), timeout=10)
         assert signed.status_code == 200
+        # Its database has Prefect's tables (copied from the template, or migrated at start).
+        unknown = f"{first.url}/flows/{uuid.uuid4()}"
+        assert httpx.get(unknown, auth=(user, password), timeout=10).status_code == 404
         # Not a stack: commands that need deployments and workers do not use it.
         assert locate_api_url(settings) is None
         running = local_server.find(settings)
