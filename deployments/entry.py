@@ -69,11 +69,18 @@ def _exit_now(done: SystemExit) -> None:
 def prestart(args: list[str]) -> bool:
     """Start the background server now if the command ``args`` will need it; True if it runs.
 
+    Its process starts before anything else is imported, on standby (``server_process``): it
+    loads what it can while this command reads its settings, then gets this home's
+    configuration, or is ended when a stack (or this home's running server) is found instead.
+
     Nothing is reported here: a problem (invalid settings, an unwritable home) is the
     command's to report, with its exit code, once it has parsed its arguments.
     """
     if not args or args[0] not in _FLOW_COMMANDS or {"--help", "-h"} & set(args):
         return False
+    from deployments import server_process
+
+    standby = server_process.spawn()
     from pydantic import ValidationError
 
     from core.errors import ConfigurationError
@@ -83,10 +90,10 @@ def prestart(args: list[str]) -> bool:
 
     try:
         settings = Settings()
-        if locate_api_url(settings) is not None:  # a stack's (or a configured) API
-            return False
-        local_server.start(settings)
+        if locate_api_url(settings) is None:  # no stack's (or configured) API
+            local_server.start(settings, standby)
+            return True
     except (ValidationError, ConfigurationError, OSError) as exc:
         log.debug("background Prefect server not started early: %s", exc)
-        return False
-    return True
+    server_process.release(standby)
+    return False

@@ -11,14 +11,14 @@ A fresh home's Prefect database starts as a copy of a migrated template that ``m
 builds once per installed Prefect version (``build_template``), instead of migrating from
 scratch on the first photo.
 
-The server runs under a small watchdog process (``deployments.watchdog``, stdlib only, so
-that nothing is imported before the server's own start): the state file names the watchdog's
-pid and the port, its modification time is renewed by each command, and the watchdog stops
-the server when it has gone unused for the idle time and no command holds the lease.
+The server's process (``deployments.server_process``) stops itself: the state file names its
+pid and the port, its modification time is renewed by each command, and the process stops when
+it has gone unused for the idle time and no command holds the lease.
 
-``packshot process`` starts the server first thing (``start``), before it imports the rest of
-the CLI and Prefect, so that the server boots on one core while the command prepares on the
-other.
+``packshot process`` starts that process first thing, on standby, before it has even read its
+settings (``deployments.entry``); once it has, ``start`` hands it this home's configuration (or
+ends it, when a server already runs). The server boots on one core while the command imports
+the rest of the CLI and Prefect and prepares on the other.
 """
 
 from __future__ import annotations
@@ -40,8 +40,8 @@ from importlib.metadata import version
 from pathlib import Path
 
 from core.settings import Settings
+from deployments import server_process
 from deployments.prefect_auth import ensure_auth_string, server_env
-from deployments.prefect_server import server_argv
 
 __all__ = [
     "BackgroundServer",
@@ -77,14 +77,14 @@ _SERVICES_OFF = (
 
 @dataclass(frozen=True)
 class BackgroundServer:
-    """A running background server: its watchdog's pid and the API it serves."""
+    """A running background server: its process's pid and the API it serves."""
 
     pid: int
     api_url: str
     log_file: Path
 
     def alive(self) -> bool:
-        """True while the watchdog (and so the server) runs."""
+        """True while the server's process runs."""
         return _alive(self.pid)
 
 
@@ -131,7 +131,7 @@ def seed_database(settings: Settings) -> bool:
 
 
 def find(settings: Settings) -> BackgroundServer | None:
-    """The background server of this home, if its watchdog is running."""
+    """The background server of this home, if its process is running."""
     state = settings.prefect_home / _STATE
     try:
         recorded = json.loads(state.read_text())
@@ -144,13 +144,16 @@ def find(settings: Settings) -> BackgroundServer | None:
 
 
 def renew(settings: Settings) -> None:
-    """Tell the watchdog the server is in use (restarts its idle countdown)."""
+    """Tell the server it is in use (restarts its idle countdown)."""
     with contextlib.suppress(OSError):  # no state file: nothing runs to renew
         os.utime(settings.prefect_home / _STATE)
 
 
-def start(settings: Settings) -> BackgroundServer:
+def start(settings: Settings, standby: subprocess.Popen[bytes] | None = None) -> BackgroundServer:
     """This home's background server: the running one, or one started now (not waited for).
+
+    ``standby`` is a server process already started (``server_process.spawn``) to be configured
+    instead of starting one; it is ended if a server already runs.
 
     Two commands starting at once share one server: the start is serialised by a lock file.
     A server started here and not used within the idle time stops by itself. A running one
@@ -160,7 +163,9 @@ def start(settings: Settings) -> BackgroundServer:
     with _start_lock(settings):
         running = find(settings)
         if running is None:
-            return _spawn(settings)
+            return _spawn(settings, standby)
+        if standby is not None:
+            server_process.release(standby)
         renew(settings)
         return running
 
@@ -170,8 +175,8 @@ def used(settings: Settings) -> Iterator[BackgroundServer]:
     """This home's background server (see ``start``), held in use for the block: it does not
     count as idle until the block ends."""
     server = start(settings)
-    # Shared, for as long as the command runs: the watchdog cannot take it exclusively, so it
-    # knows the server is in use. The kernel drops it if this process dies.
+    # Shared, for as long as the command runs: the server's process cannot take it exclusively,
+    # so it knows the server is in use. The kernel drops it if this process dies.
     with _locked(settings.prefect_home / _LEASE, fcntl.LOCK_SH):
         try:
             yield server
@@ -179,41 +184,37 @@ def used(settings: Settings) -> Iterator[BackgroundServer]:
             renew(settings)
 
 
-def _spawn(settings: Settings) -> BackgroundServer:
+def _spawn(settings: Settings, standby: subprocess.Popen[bytes] | None) -> BackgroundServer:
     auth = ensure_auth_string(settings)  # generated before the server needs it
     seeded = seed_database(settings)
     log_file = settings.prefect_home / _LOG
-    config = {
-        "argv": server_argv("127.0.0.1", settings.prefect_port),
+    config: dict[str, object] = {
+        "env": _server_env(settings, auth, migrate=not seeded),  # credentials: here, not argv
+        "host": "127.0.0.1",
+        "port": settings.prefect_port,
+        "log": str(log_file),
         "state": str(settings.prefect_home / _STATE),
         "lease": str(settings.prefect_home / _LEASE),
         "idle_s": settings.local_server_idle_s,
     }
-    with log_file.open("ab") as sink:
-        watchdog = subprocess.Popen(
-            [sys.executable, "-m", "deployments.watchdog", json.dumps(config)],
-            cwd=Path.cwd(),  # the same .env and relative paths as this command
-            env=_server_env(settings, auth, migrate=not seeded),  # credentials: here, not argv
-            stdin=subprocess.DEVNULL,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # outlives this command and its terminal
-        )
-    # Written here, not by the watchdog, so the next command under the lock sees it at once.
-    _write_state(settings, watchdog.pid)
+    process = standby if standby is not None and standby.poll() is None else None
+    if process is None:
+        process = server_process.spawn()
+    server_process.configure(process, config)
+    # Written here, not by the server, so the next command under the lock sees it at once.
+    _write_state(settings, process.pid)
     api_url = f"http://127.0.0.1:{settings.prefect_port}/api"
-    return BackgroundServer(watchdog.pid, api_url, log_file)
+    return BackgroundServer(process.pid, api_url, log_file)
 
 
 def _server_env(settings: Settings, auth: str, *, migrate: bool = True) -> dict[str, str]:
-    """The server's environment: this command's, with the background server's settings.
+    """What the server adds to the environment it inherits (this command's): its settings.
 
     ``migrate=False`` for a database copied from this Prefect version's template just now:
     Prefect would load all its migration scripts to find none to run (about 0.08 s of the
     start a first ``packshot process`` waits for).
     """
     env = {
-        **os.environ,
         "PREFECT_HOME": str(settings.prefect_home),
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         **server_env(settings, auth, f"http://127.0.0.1:{settings.prefect_port}"),

@@ -25,14 +25,19 @@ background services as Prefect's settings in the environment say), with three di
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
-from collections.abc import AsyncIterator
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
 from core.heap import end_startup, pause_collections
 
 __all__ = ["immediate_sqlite_transactions", "main", "serve", "server_argv"]
+
+log = logging.getLogger("packshot.prefect_server")
 _MARK = "_packshot_immediate"
 
 
@@ -60,12 +65,16 @@ def server_argv(host: str, port: int) -> list[str]:
     return [sys.executable, "-m", "deployments.prefect_server", "--host", host, "--port", str(port)]
 
 
-def serve(host: str, port: int) -> None:
+def serve(host: str, port: int, *, stop_when: Callable[[], str | None] | None = None) -> None:
     """Serve Prefect's API on ``host:port`` until SIGINT or SIGTERM (uvicorn stops gracefully).
 
     What ``prefect server start`` runs for one web worker: ``create_app`` with Prefect's
     settings from the environment, and uvicorn with the server's keep-alive, websocket ping and
-    log level settings.
+    log level settings. ``stop_when``, asked every second from a thread, ends it the same way
+    when it returns a reason (logged).
+
+    Raises:
+        SystemExit: 3 (uvicorn's start-up failure), e.g. when the port is taken.
     """
     pause_collections()  # until the app is built: see core.heap
     immediate_sqlite_transactions()
@@ -76,8 +85,8 @@ def serve(host: str, port: int) -> None:
     settings = get_current_settings().server
     app = create_app(final=True)  # collects once itself, when built
     end_startup()
-    uvicorn.run(
-        app=app,
+    config = uvicorn.Config(
+        app,
         host=host,
         port=port,
         timeout_keep_alive=settings.api.keepalive_timeout,
@@ -85,6 +94,23 @@ def serve(host: str, port: int) -> None:
         ws_ping_timeout=settings.api.websocket_ping_timeout,
         log_level=settings.logging_level.lower(),
     )
+    server = uvicorn.Server(config)
+    if stop_when is not None:
+        threading.Thread(target=_watch, args=(server, stop_when), daemon=True).start()
+    server.run()
+    if not server.started:
+        raise SystemExit(3)  # as uvicorn.run: it logged why
+
+
+def _watch(server: Any, stop_when: Callable[[], str | None]) -> None:
+    """Ask ``stop_when`` every second; tell uvicorn to stop once it gives a reason."""
+    while not server.should_exit:
+        reason = stop_when()
+        if reason is not None:
+            log.info("stopping the Prefect server: %s", reason)
+            server.should_exit = True
+            return
+        time.sleep(1.0)
 
 
 def main(argv: list[str] | None = None) -> None:

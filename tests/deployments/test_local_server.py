@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import subprocess
 import time
 import uuid
 from pathlib import Path
@@ -78,7 +79,7 @@ def test_the_server_is_started_once_reused_then_stops_when_unused(tmp_path: Path
         assert running is not None
         second = locate_api(settings)
         second.wait()
-        assert local_server.find(settings) == running  # the same watchdog, no second server
+        assert local_server.find(settings) == running  # the same process, no second server
         assert second.startup_ms < 1000
         time.sleep(4)  # longer than the idle time, but both commands still use it
         assert running.alive()
@@ -98,7 +99,7 @@ def test_finding_the_running_server_restarts_its_idle_countdown(tmp_path: Path) 
     settings = _settings(tmp_path / "home", idle_s=60)
     settings.prefect_home.mkdir(parents=True)
     state = settings.prefect_home / "background-server.json"
-    # A live pid stands for the watchdog: start() must find it, not spawn a server.
+    # A live pid stands for the server's process: start() must find it, not spawn one.
     state.write_text(json.dumps({"pid": os.getpid(), "port": settings.prefect_port}))
     long_ago = time.time() - 55
     os.utime(state, (long_ago, long_ago))
@@ -125,8 +126,11 @@ def test_stop_ends_a_running_server(tmp_path: Path) -> None:
 def test_packshot_process_starts_the_server_before_the_cli_loads_and_the_command_reuses_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from deployments import entry
+    from deployments import entry, server_process
 
+    standbys: list[subprocess.Popen[bytes]] = []
+    spawn = server_process.spawn
+    monkeypatch.setattr(server_process, "spawn", lambda: standbys.append(spawn()) or standbys[-1])
     settings = _settings(tmp_path / "home", idle_s=600)
     monkeypatch.setenv("PACKSHOT_HOME", str(settings.home))
     monkeypatch.setenv("PACKSHOT_PREFECT_PORT", str(settings.prefect_port))
@@ -136,20 +140,26 @@ def test_packshot_process_starts_the_server_before_the_cli_loads_and_the_command
         # Other commands, and asking for help, start nothing.
         assert not entry.prestart(["status"])
         assert not entry.prestart(["process", "--help"])
-        assert local_server.find(settings) is None
+        assert local_server.find(settings) is None and not standbys
         assert entry.prestart(["process", "photo.jpg", "--sku", "X"])
         started = local_server.find(settings)
         assert started is not None and started.alive()
+        assert started.pid == standbys[0].pid  # the process started on standby serves
         api = locate_api(settings)  # what the command does once it has loaded
         api.wait()
         assert local_server.find(settings) == started  # the same server, not a second one
         api.stop()
-        # With a stack's API configured, nothing is started.
+        # The next command finds it running: its own standby process is ended.
+        assert entry.prestart(["process", "photo.jpg", "--sku", "Y"])
+        assert local_server.find(settings) == started
+        assert standbys[1].returncode is not None
+        # With a stack's API configured, nothing is started, and the standby is ended.
         monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:9/api")
         other = _settings(tmp_path / "other", idle_s=600)
         monkeypatch.setenv("PACKSHOT_HOME", str(other.home))
         assert not entry.prestart(["process", "photo.jpg", "--sku", "X"])
         assert local_server.find(other) is None
+        assert standbys[2].returncode is not None
     finally:
         local_server.stop(settings)
 
