@@ -72,6 +72,9 @@ _SERVICES_OFF = (
     "PREFECT_SERVER_SERVICES_PAUSE_EXPIRATIONS_ENABLED",
     "PREFECT_SERVER_SERVICES_REPOSSESSOR_ENABLED",
     "PREFECT_SERVER_SERVICES_TRIGGERS_ENABLED",
+    # Housekeeping of the home's Prefect database, left to `packshot up`'s server: at start it
+    # ran its queries just as the first command's flow began.
+    "PREFECT_SERVER_SERVICES_CLEANUP_RECONCILER_ENABLED",
 )
 
 
@@ -219,6 +222,7 @@ def _server_env(settings: Settings, auth: str, *, migrate: bool = True) -> dict[
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         **server_env(settings, auth, f"http://127.0.0.1:{settings.prefect_port}"),
         **dict.fromkeys(_SERVICES_OFF, "false"),
+        "PREFECT_SERVER_SERVICES_DB_VACUUM_ENABLED": "[]",  # no vacuum either (a set of kinds)
         # Block types are for `packshot up`'s server (results storage); runs in a command's
         # own process use none. Registering them takes about a second of every first start.
         "PREFECT_SERVER_REGISTER_BLOCKS_ON_START": "false",
