@@ -103,14 +103,20 @@ def serve(host: str, port: int, *, stop_when: Callable[[], str | None] | None = 
 
 
 def _watch(server: Any, stop_when: Callable[[], str | None]) -> None:
-    """Ask ``stop_when`` every second; tell uvicorn to stop once it gives a reason."""
+    """Ask ``stop_when`` every second; tell uvicorn to stop once it gives a reason, and to stop
+    without waiting for open connections and tasks if that has not ended it in 30 s."""
     while not server.should_exit:
         reason = stop_when()
         if reason is not None:
             log.info("stopping the Prefect server: %s", reason)
             server.should_exit = True
+            time.sleep(_GRACE_S)
+            server.force_exit = True  # as a second Ctrl-C would
             return
         time.sleep(1.0)
+
+
+_GRACE_S = 30.0
 
 
 def main(argv: list[str] | None = None) -> None:
