@@ -34,9 +34,8 @@ from pathlib import Path
 
 __all__ = ["configure", "idle_reason", "in_use", "main", "release", "spawn"]
 
-log = logging.getLogger("packshot.local_server")
-
-# Imported by the Prefect server, and reading no environment variable or file when imported.
+# Imported by the Prefect server. None reads a Prefect setting when imported: the configuration
+# sets only those (PREFECT_*), and the process already has the command's other variables.
 _PRELOAD = (
     "sqlalchemy.ext.asyncio",
     "sqlalchemy.orm",
@@ -73,7 +72,7 @@ def configure(process: subprocess.Popen[bytes], config: dict[str, object]) -> No
 
 
 def release(process: subprocess.Popen[bytes]) -> None:
-    """End a process on standby that no command needs (it may be importing: not waited for)."""
+    """End a process on standby that no command needs: killed, not left to finish its imports."""
     with contextlib.suppress(ProcessLookupError):
         process.kill()
     process.wait()

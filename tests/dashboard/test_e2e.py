@@ -300,6 +300,7 @@ def test_sign_in_and_approve_a_held_job_until_it_is_published(
             approve = page.locator(f".st-key-review-approve-{held_job}").get_by_role(
                 "button", name="Approve", exact=True
             )
+            approve.wait_for()  # drawn after the images, on a busy machine a moment later
             assert approve.count() == 1 and approve.is_disabled(), "nobody signed in yet"
             page.get_by_label("Your name").fill("e2e-operator")
             page.get_by_label("Dashboard password").fill(PASSWORD)
