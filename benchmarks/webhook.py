@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import gc
 import hashlib
 import json
 import os
@@ -51,6 +50,7 @@ sys.path.append(str(ROOT / "benchmarks"))
 
 from _busy_stack import wait_healthy  # noqa: E402
 
+from core.heap import freeze_startup_heap  # noqa: E402
 from tests.helpers.ports import free_port  # noqa: E402
 from webhook.security import sign  # noqa: E402
 
@@ -160,8 +160,7 @@ async def _drive(
     bodies = [_delivery(run, start_n + i, photo) for i in range(count)]
     # This client's own full collections (75 ms measured, walking what it imported) would
     # count as the webhook's latency: what exists now is left out of them.
-    gc.collect()
-    gc.freeze()
+    freeze_startup_heap()
     queue: asyncio.Queue[tuple[int, float] | None] = asyncio.Queue()
     load = Load()
 

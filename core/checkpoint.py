@@ -17,10 +17,9 @@ import sqlite3
 import threading
 
 from sqlalchemy import Engine, event
-from sqlalchemy.engine import make_url
 from sqlalchemy.pool import ConnectionPoolEntry
 
-from core.db import get_engine
+from core.db import get_engine, sqlite_file
 
 __all__ = ["Checkpointer"]
 
@@ -44,13 +43,12 @@ class Checkpointer:
 
     def start(self) -> bool:
         """Take over this process's checkpoints; False (nothing done) unless a SQLite file."""
-        parsed = make_url(self.url)
-        if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        path = sqlite_file(self.url)
+        if path is None:
             return False
         self._engine = engine = get_engine(self.url)
         event.listen(engine, "connect", _no_autocheckpoint)
         engine.dispose()  # connections opened before now would still checkpoint
-        path = str(parsed.database)
         self._thread = threading.Thread(
             target=self._run, args=(path,), name="packshot-checkpoint", daemon=True
         )

@@ -18,7 +18,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, event, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlmodel import Session, create_engine
@@ -36,6 +36,7 @@ __all__ = [
     "reset_engines",
     "retrying",
     "session_scope",
+    "sqlite_file",
     "upgrade_schema",
 ]
 
@@ -70,11 +71,19 @@ def _sqlite_pragmas(dbapi_connection: object, _record: ConnectionPoolEntry) -> N
     cursor.close()
 
 
+def sqlite_file(url: str | URL) -> str | None:
+    """The database file a SQLite URL names; None for an in-memory or another database."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return str(parsed.database)
+
+
 def _new_engine(url: str) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        if (database := sqlite_file(parsed)) is not None:
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
@@ -215,12 +224,11 @@ def _head_revision() -> str | None:
 def _migration_lock(engine: Engine) -> Iterator[None]:
     """Serialise migrations across processes: file lock on SQLite, advisory lock on Postgres."""
     if engine.dialect.name == "sqlite":
-        database = engine.url.database or ""
-        lock_path = Path(f"{database}.migrate.lock") if database not in ("", ":memory:") else None
-        if lock_path is None:
+        database = sqlite_file(engine.url)
+        if database is None:
             yield
             return
-        with lock_path.open("w") as handle:
+        with Path(f"{database}.migrate.lock").open("w") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
                 yield
