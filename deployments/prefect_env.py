@@ -131,18 +131,11 @@ class PrefectApi:
     @contextmanager
     def flow_here(self) -> Iterator[None]:
         """For a block that calls a flow in this process: this API, its credentials, and no
-        heartbeat thread.
+        heartbeat thread (a run in this process ends with the command, which reports it;
+        ``flows.heartbeats``)."""
+        from flows.heartbeats import without_heartbeats
 
-        Heartbeats let a stack mark a run whose worker died as Crashed; a run in this process
-        ends with the command, which reports it. And the thread, asleep in one-second steps,
-        keeps the flow from returning for up to a second after its last step.
-        """
-        from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
-
-        with (
-            prefect_api(self.url, self.auth),
-            temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}),
-        ):
+        with prefect_api(self.url, self.auth), without_heartbeats():
             yield
 
     def stop(self) -> None:

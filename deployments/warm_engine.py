@@ -64,8 +64,10 @@ log = logging.getLogger("packshot.warm_engine")
 # the deployment name): they are not settings and may differ from the engine's.
 PER_RUN_PREFIX = "PREFECT__"
 # What a flow run of the pipeline imports besides prefect.engine: the flow code, with the steps,
-# the image code and the model runtime it imports.
-FLOW_MODULES = ("prefect.flow_engine", "flows.batch")
+# the image code and the model runtime it imports; and FastAPI's encoder, which Prefect imports
+# the first time it serializes a flow's parameters (creating a batch's first subflow run): about
+# 0.25 s in every forked run otherwise, on the way to its first step.
+FLOW_MODULES = ("prefect.flow_engine", "flows.batch", "fastapi.encoders")
 _MAX_REQUEST = 1 << 20  # an environment, a path and a few arguments
 _PARENT_CHECK_S = 1.0
 _REQUEST_TIMEOUT_S = 5.0

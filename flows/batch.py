@@ -21,9 +21,9 @@ from collections import Counter
 
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
-from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 from pydantic import BaseModel
 
+from flows.heartbeats import without_heartbeats
 from flows.process_image import process_image
 
 __all__ = ["CarriedJob", "process_batch"]
@@ -50,10 +50,9 @@ def process_batch(jobs: list[CarriedJob]) -> dict[str, int]:
         jobs: the jobs to process, by id (the webhook's dispatcher fills this in).
     """
     outcomes: Counter[str] = Counter()
-    # The batch run's heartbeats speak for its photos (a dead machine crashes the batch run,
-    # and recovery judges each photo by it). A photo's own heartbeat thread would only make
-    # it wait up to a second at its end for that thread to stop.
-    with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+    # The batch run's heartbeats speak for its photos: a dead machine crashes the batch run,
+    # and recovery judges each photo by it.
+    with without_heartbeats():
         for job in jobs:
             state = process_image(
                 sku=job.sku, theme=job.theme, job_id=job.job_id, return_state=True
