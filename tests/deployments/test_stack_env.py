@@ -1,4 +1,5 @@
-"""What every child of the stack inherits: Prefect's client rides out a server answering 500."""
+"""What every child of the stack inherits: Prefect's client rides out a server answering 500;
+the worker's poll."""
 
 from __future__ import annotations
 
@@ -47,3 +48,15 @@ def test_a_server_answering_500_is_retried_by_the_stacks_children(
         assert done.returncode != 0
         assert "500 Internal Server Error" in done.stderr
         assert script.hits["/api/admin/version"] == 1
+
+
+@pytest.mark.parametrize(("set_here", "polls_every"), [(None, "1"), ("0.5", "0.5")])
+def test_the_workers_poll_is_one_second_unless_the_operator_sets_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, set_here: str | None, polls_every: str
+) -> None:
+    if set_here is None:
+        monkeypatch.delenv("PREFECT_WORKER_QUERY_SECONDS", raising=False)
+    else:
+        monkeypatch.setenv("PREFECT_WORKER_QUERY_SECONDS", set_here)
+    env = stack_env(Settings(home=tmp_path / "home"), "http://127.0.0.1:9/api")
+    assert env["PREFECT_WORKER_QUERY_SECONDS"] == polls_every
