@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -21,6 +22,9 @@ from core.errors import ConfigurationError
 from core.settings import Settings
 from deployments import local_server
 from deployments.prefect_auth import accepts, ensure_auth_string
+
+if TYPE_CHECKING:
+    from prefect.settings import Settings as PrefectSettings
 
 __all__ = [
     "PrefectApi",
@@ -99,6 +103,7 @@ class PrefectApi:
     startup_ms: float = 0.0
     _lease: ExitStack = field(default_factory=ExitStack)
     _server: local_server.BackgroundServer | None = None
+    _flow_settings: PrefectSettings | None = None  # built by prepare()
 
     @property
     def has_workers(self) -> bool:
@@ -128,14 +133,33 @@ class PrefectApi:
         self.startup_ms += (time.perf_counter() - started) * 1000
         self.url = server.api_url
 
+    def prepare(self) -> None:
+        """Build the Prefect settings ``flow_here`` uses, before ``wait``.
+
+        Prefect validates all its settings to point them at another API (40–70 ms of CPU):
+        done while a background server boots, not after it answered.
+        """
+        from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL, get_current_settings
+
+        url = self._server.api_url if self._server is not None else self.url
+        updates: dict[Any, object] = {PREFECT_API_URL: url}
+        if self.auth:
+            updates[PREFECT_API_AUTH_STRING] = self.auth
+        self._flow_settings = get_current_settings().copy_with_update(updates=updates)
+
     @contextmanager
     def flow_here(self) -> Iterator[None]:
         """For a block that calls a flow in this process: this API, its credentials, and no
         heartbeat thread (a run in this process ends with the command, which reports it;
         ``flows.heartbeats``)."""
+        from prefect.context import SettingsContext, get_settings_context
+
         from flows.heartbeats import without_heartbeats
 
-        with prefect_api(self.url, self.auth), without_heartbeats():
+        if self._flow_settings is None:
+            self.prepare()
+        profile = get_settings_context().profile
+        with SettingsContext(profile=profile, settings=self._flow_settings), without_heartbeats():
             yield
 
     def stop(self) -> None:

@@ -110,6 +110,7 @@ def run_process(spec: ImageJobSpec, settings: Settings, *, force: bool = False) 
         "force": force,
     }
     _warm_up(settings, parameters)
+    api.prepare()
     end_startup()  # what was loaded stays: no collection walks it again (core.heap)
     warm_ms = (time.perf_counter() - started) * 1000
     api.wait()

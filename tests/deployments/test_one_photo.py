@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -63,6 +64,29 @@ def test_a_flow_called_here_has_no_heartbeat_thread() -> None:
         assert current.api.url == "http://127.0.0.1:9/api"
         assert current.api.auth_string is not None
         assert current.api.auth_string.get_secret_value() == "user:secret"
+
+
+def test_settings_prepared_during_the_wait_are_not_validated_again_for_the_flow(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from prefect.settings import Settings as PrefectSettings
+    from prefect.settings import get_current_settings
+
+    api = PrefectApi(url="http://127.0.0.1:9/api", kind="configured", auth="user:secret")
+    api.prepare()  # while a background server boots (deployments.runner)
+    validations: list[dict[str, object]] = []
+    copy = PrefectSettings.copy_with_update
+
+    def counted(self: PrefectSettings, **updates: Any) -> PrefectSettings:
+        validations.append(updates)
+        return copy(self, **updates)
+
+    monkeypatch.setattr(PrefectSettings, "copy_with_update", counted)
+    with api.flow_here():
+        current = get_current_settings()
+        assert current.api.url == "http://127.0.0.1:9/api"
+        assert current.flows.heartbeat_frequency is None
+    assert validations == []
 
 
 def test_the_warm_up_loads_what_the_flows_first_call_would_load(tmp_path: Path) -> None:
