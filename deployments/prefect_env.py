@@ -136,7 +136,7 @@ class PrefectApi:
     def prepare(self) -> None:
         """Build the Prefect settings ``flow_here`` uses, before ``wait``.
 
-        Prefect validates all its settings to point them at another API (40–70 ms of CPU):
+        Prefect validates all its settings to point them at another API (40–65 ms of CPU):
         done while a background server boots, not after it answered.
         """
         from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL, get_current_settings

@@ -20,7 +20,7 @@ def without_heartbeats() -> Iterator[None]:
     returning for up to a second after its last step.
 
     The setting is changed on a copy of the current settings: Prefect's
-    ``temporary_settings`` validates all of them again, 50–80 ms of CPU on the way to the
+    ``temporary_settings`` validates all of them again, 40–65 ms of CPU on the way to the
     run's first step, and no other setting derives from this one.
     """
     current = get_settings_context()
