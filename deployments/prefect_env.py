@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -22,6 +23,7 @@ from core.errors import ConfigurationError
 from core.settings import Settings
 from deployments import local_server
 from deployments.prefect_auth import accepts, ensure_auth_string
+from deployments.prefect_tls import unused_tls_ca_file
 
 if TYPE_CHECKING:
     from prefect.settings import Settings as PrefectSettings
@@ -103,6 +105,7 @@ class PrefectApi:
     startup_ms: float = 0.0
     _lease: ExitStack = field(default_factory=ExitStack)
     _server: local_server.BackgroundServer | None = None
+    tls_ca: Path | None = None  # a CA file that makes clients of a loopback HTTP API cheap
     _flow_settings: PrefectSettings | None = None  # built by prepare()
 
     @property
@@ -139,12 +142,19 @@ class PrefectApi:
         Prefect validates all its settings to point them at another API (40–65 ms of CPU):
         done while a background server boots, not after it answered.
         """
-        from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL, get_current_settings
+        from prefect.settings import (
+            PREFECT_API_AUTH_STRING,
+            PREFECT_API_SSL_CERT_FILE,
+            PREFECT_API_URL,
+            get_current_settings,
+        )
 
         url = self._server.api_url if self._server is not None else self.url
         updates: dict[Any, object] = {PREFECT_API_URL: url}
         if self.auth:
             updates[PREFECT_API_AUTH_STRING] = self.auth
+        if self.tls_ca is not None:  # a loopback HTTP API uses no TLS (deployments.prefect_tls)
+            updates[PREFECT_API_SSL_CERT_FILE] = str(self.tls_ca)
         self._flow_settings = get_current_settings().copy_with_update(updates=updates)
 
     @contextmanager
@@ -243,8 +253,11 @@ def locate_api(settings: Settings) -> PrefectApi:
     url = locate_api_url(settings)
     if url is not None:
         kind = "configured" if settings.prefect_api_url else "embedded"
-        return PrefectApi(url=url, kind=kind, auth=auth_string(settings))
-    # A fresh home has no credentials yet: the background server's start generates them.
-    api = PrefectApi(url="", kind="background", auth=ensure_auth_string(settings))
-    api._server = api._lease.enter_context(local_server.used(settings))
+        api = PrefectApi(url=url, kind=kind, auth=auth_string(settings))
+    else:
+        # A fresh home has no credentials yet: the background server's start generates them.
+        api = PrefectApi(url="", kind="background", auth=ensure_auth_string(settings))
+        api._server = api._lease.enter_context(local_server.used(settings))
+        url = api._server.api_url
+    api.tls_ca = unused_tls_ca_file(settings, url)
     return api

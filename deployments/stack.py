@@ -33,6 +33,7 @@ from deployments.engine_start import SOCKET_ENV
 from deployments.prefect_auth import ensure_auth_string, server_env
 from deployments.prefect_env import auth_string
 from deployments.prefect_server import server_argv
+from deployments.prefect_tls import unused_tls_ca_file
 from deployments.profile import SERVICES, worker_env
 from deployments.service import CrashWindow, Service, wait_healthy
 from deployments.shutdown import end_flow_runs
@@ -55,6 +56,9 @@ def stack_env(
     auth = auth_string(settings)
     if auth:
         env["PREFECT_API_AUTH_STRING"] = auth
+    tls_ca = unused_tls_ca_file(settings, api_url)  # each Prefect client's TLS context: 1 ms
+    if tls_ca is not None:
+        env.setdefault("PREFECT_API_SSL_CERT_FILE", str(tls_ca))
     env.update(
         {
             # Flow runs start as `python -m deployments.engine_start` (bringup.ENGINE_COMMAND):
