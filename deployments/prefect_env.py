@@ -137,7 +137,9 @@ class PrefectApi:
         self.url = server.api_url
 
     def prepare(self) -> None:
-        """Build the Prefect settings ``flow_here`` uses, before ``wait``.
+        """Build the Prefect settings ``flow_here`` uses, before ``wait``: this API, its
+        credentials and, for a loopback HTTP API, the one-certificate CA file
+        (``deployments.prefect_tls``).
 
         Prefect validates all its settings to point them at another API (40–65 ms of CPU):
         done while a background server boots, not after it answered.
