@@ -39,6 +39,8 @@ __all__ = ["immediate_sqlite_transactions", "main", "serve", "server_argv"]
 
 log = logging.getLogger("packshot.prefect_server")
 _MARK = "_packshot_immediate"
+# How long a stop asked for by ``stop_when`` waits for open connections before it is forced.
+_GRACE_S = 30.0
 
 
 def immediate_sqlite_transactions() -> None:
@@ -114,9 +116,6 @@ def _watch(server: Any, stop_when: Callable[[], str | None]) -> None:
             server.force_exit = True  # as a second Ctrl-C would
             return
         time.sleep(1.0)
-
-
-_GRACE_S = 30.0
 
 
 def main(argv: list[str] | None = None) -> None:
