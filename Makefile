@@ -6,10 +6,16 @@ VENV   := .venv
 UV     := $(VENV)/bin/uv
 PY     := $(VENV)/bin/python
 SETUP_STAMP := $(VENV)/.setup-done
+# Our own packages (the wheel's, pyproject.toml).
+PACKAGES := core imaging tasks flows deployments webhook dashboard
 
 .PHONY: setup demo test lint typecheck bench browser clean
 
 setup: $(SETUP_STAMP)
+	# Our own modules' bytecode, as an installed wheel has it: without it every command and
+	# every fresh process compiles them again (about 0.13 s of a `packshot process`). Quick
+	# when nothing changed; a file edited since is compiled again here, or at import.
+	@$(PY) -m compileall -q -j 0 $(PACKAGES)
 
 $(SETUP_STAMP): pyproject.toml uv.lock
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
