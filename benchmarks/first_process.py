@@ -83,14 +83,18 @@ def _reference_wall(mode: str, scratch: Path, photo: Path, sku: str) -> float:
     }
     env.pop("PREFECT_API_URL", None)
     started = time.perf_counter()
-    subprocess.run(
+    done = subprocess.run(
         [str(PYTHON), __file__, mode, str(photo), "--sku", sku],
         env=env,
-        check=True,
+        capture_output=True,  # Prefect's run logs
+        text=True,
+        check=False,
         timeout=300,
-        stdout=subprocess.DEVNULL,
     )
-    return time.perf_counter() - started
+    wall = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(f"reference {mode} exited {done.returncode}: {done.stderr[-2000:]}")
+    return wall
 
 
 def _reference(photo: Path, sku: str, *, flow: bool) -> None:
