@@ -15,14 +15,12 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-import httpx
-
+from deployments.health import wait_until_ok
 from tests.helpers.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -104,13 +102,19 @@ def busy_stack(secret: str, worker_nice: int) -> Iterator[BusyStack]:
 
 
 def wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float) -> None:
-    """Poll ``url``/healthz until it answers 200; fail with ``log``'s tail if ``process`` exits."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{process.args!r} exited: {log.read_text()[-2000:]}")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                return
-        time.sleep(0.2)
-    raise RuntimeError(f"{url} did not become healthy in {timeout:.0f} s")
+    """Poll ``url``/healthz until it answers 200; fail with ``log``'s tail if ``process`` exits.
+
+    Raises:
+        RuntimeError: ``process`` exited first.
+        TimeoutError: no answer within ``timeout`` seconds.
+    """
+    try:
+        wait_until_ok(
+            f"{url}/healthz",
+            timeout,
+            alive=lambda: process.poll() is None,
+            interval=0.2,
+            request_timeout=1.0,
+        )
+    except RuntimeError as exc:
+        raise RuntimeError(f"{process.args!r} exited: {log.read_text()[-2000:]}") from exc

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ import httpx
 from core.errors import ConfigurationError
 from core.settings import Settings
 from deployments import local_server
+from deployments.health import answers_ok, wait_until_ok
 from deployments.prefect_auth import accepts, ensure_auth_string
 from deployments.prefect_tls import unused_tls_ca_file
 
@@ -30,7 +30,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "PrefectApi",
-    "answers_ok",
     "apply_prefect_defaults",
     "auth_string",
     "locate_api",
@@ -78,19 +77,6 @@ def prefect_api(api_url: str, auth: str | None) -> Iterator[None]:
         yield
 
 
-def answers_ok(url: str, timeout: float = 1.0, client: httpx.Client | None = None) -> bool:
-    """True when a GET of ``url`` answers 200 within ``timeout`` seconds.
-
-    Pass ``client`` when polling: each new client loads the CA bundle (10-20 ms of CPU),
-    which a poll every 50 ms would take from the server it waits for.
-    """
-    get = httpx.get if client is None else client.get
-    try:
-        return get(url, timeout=timeout).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
 def _healthy(api_url: str, timeout: float = 1.0, client: httpx.Client | None = None) -> bool:
     return answers_ok(f"{api_url.rstrip('/')}/health", timeout, client)
 
@@ -123,17 +109,21 @@ class PrefectApi:
         server = self._server
         if server is None:
             return
-        started = time.perf_counter()
-        # Plain HTTP on loopback: no certificate to verify, so no CA bundle to load (30 ms).
-        with httpx.Client(verify=False) as client:
-            while not _healthy(server.api_url, timeout=0.5, client=client):
-                waited = time.perf_counter() - started
-                if not server.alive() or waited > timeout:
-                    raise RuntimeError(
-                        f"the background Prefect server did not start; see {server.log_file}"
-                    )
-                time.sleep(0.05)
-        self.startup_ms += (time.perf_counter() - started) * 1000
+        try:
+            # Plain HTTP on loopback: no certificate to verify, so no CA bundle to load (30 ms).
+            waited = wait_until_ok(
+                f"{server.api_url}/health",
+                timeout,
+                alive=server.alive,
+                interval=0.05,
+                request_timeout=0.5,
+                verify=False,
+            )
+        except (RuntimeError, TimeoutError) as exc:
+            raise RuntimeError(
+                f"the background Prefect server did not start; see {server.log_file}"
+            ) from exc
+        self.startup_ms += waited * 1000
         self.url = server.api_url
 
     def prepare(self) -> None:

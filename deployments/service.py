@@ -9,15 +9,12 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections import deque
 from dataclasses import dataclass, field
 
-import httpx
-
 from core.priority import lower_priority
 from deployments.bringup import ROOT
-from deployments.prefect_env import answers_ok
+from deployments.health import wait_until_ok
 
 __all__ = ["CrashWindow", "Service", "wait_healthy"]
 
@@ -126,13 +123,8 @@ def _signal_group(group: int, sig: signal.Signals) -> None:
 
 
 def wait_healthy(url: str, timeout: float, service: Service | None = None) -> None:
-    """Poll ``url`` until it answers 200."""
-    deadline = time.monotonic() + timeout
-    with httpx.Client() as client:
-        while time.monotonic() < deadline:
-            if service is not None and not service.alive():
-                raise RuntimeError(f"{service.name} exited before it was ready")
-            if answers_ok(url, timeout=2, client=client):
-                return
-            time.sleep(0.3)
-    raise TimeoutError(f"{url} not ready after {timeout:.0f} s")
+    """Poll ``url`` until it answers 200 (``deployments.health.wait_until_ok``)."""
+    if service is None:
+        wait_until_ok(url, timeout)
+    else:
+        wait_until_ok(url, timeout, name=service.name, alive=service.alive)

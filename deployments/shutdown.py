@@ -20,7 +20,8 @@ import uuid
 import httpx
 
 from deployments import proctree
-from deployments.prefect_env import answers_ok, prefect_api
+from deployments.health import answers_ok
+from deployments.prefect_env import prefect_api
 
 __all__ = ["STOP_MESSAGE", "end_flow_runs"]
 
