@@ -103,11 +103,9 @@ def _reference(photo: Path, sku: str, *, flow: bool) -> None:
     import hashlib
 
     from core.db import upgrade_schema
-    from core.settings import configure
+    from deployments.runner import one_photo_settings
 
-    # As `packshot process` sets it (deployments.cli): the machine's cores, at most 4.
-    threads = max(1, min(len(os.sched_getaffinity(0)), 4))
-    settings = configure(allow_local_sources=True, segmenter_threads=threads)
+    settings = one_photo_settings()  # as `packshot process` has them
     upgrade_schema(settings.database_url)
     sha = hashlib.sha256(photo.read_bytes()).hexdigest()
     if flow:

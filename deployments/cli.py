@@ -77,7 +77,9 @@ def process(
     ] = False,
 ) -> None:
     """Run one image through the whole flow now, in this process."""
-    settings = _one_photo_settings()
+    from deployments.runner import one_photo_settings
+
+    settings = one_photo_settings()
     from deployments.prefect_env import apply_prefect_defaults
 
     apply_prefect_defaults(settings, log_level="INFO" if verbose else "WARNING")
@@ -117,24 +119,6 @@ def process(
     if outcome.error_line:
         err.print(outcome.error_line, markup=False, soft_wrap=True)
     raise typer.Exit(outcome.exit_code)
-
-
-def _one_photo_settings() -> Settings:
-    """Settings for one photo run in this process: local files are allowed as the source, and
-    the local model uses the machine's cores (up to 4; a small model gains little beyond)
-    unless PACKSHOT_SEGMENTER_THREADS says otherwise. Workers keep one thread per model, as
-    they run photos side by side."""
-    settings = configure(allow_local_sources=True)
-    if "segmenter_threads" in settings.model_fields_set:
-        return settings
-    return configure(segmenter_threads=max(1, min(_usable_cpus(), 4)))
-
-
-def _usable_cpus() -> int:
-    """The cores this process may run on (its affinity where the OS has one, e.g. Linux)."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
 
 
 def _validation_text(exc: ValidationError) -> str:
@@ -274,8 +258,6 @@ def dashboard(
     ] = None,
 ) -> None:
     """The Streamlit dashboard alone (what `packshot up` runs on :8501)."""
-    import os
-
     from core.db import upgrade_schema
     from dashboard.access import open_to_anyone_problem
     from dashboard.launch import streamlit_argv, streamlit_env

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -11,11 +12,29 @@ from core.errors import InputError, PipelineError
 from core.heap import end_startup
 from core.jobs import job_view
 from core.schemas import ImageJobSpec, JobView
-from core.settings import Settings
+from core.settings import Settings, configure
 from core.tables import Job
 from deployments.prefect_env import PrefectApi, locate_api
 
-__all__ = ["ProcessOutcome", "run_process"]
+__all__ = ["ProcessOutcome", "one_photo_settings", "run_process"]
+
+
+def one_photo_settings() -> Settings:
+    """Settings for one photo run in this process: local files are allowed as the source, and
+    the local model uses the machine's cores (up to 4; a small model gains little beyond)
+    unless PACKSHOT_SEGMENTER_THREADS says otherwise. Workers keep one thread per model, as
+    they run photos side by side."""
+    settings = configure(allow_local_sources=True)
+    if "segmenter_threads" in settings.model_fields_set:
+        return settings
+    return configure(segmenter_threads=max(1, min(_usable_cpus(), 4)))
+
+
+def _usable_cpus() -> int:
+    """The cores this process may run on (its affinity where the OS has one, e.g. Linux)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def _error_tree(base: type[BaseException]) -> frozenset[str]:

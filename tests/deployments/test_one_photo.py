@@ -18,8 +18,8 @@ from core import settings as settings_module
 from core.providers.local import _sessions, default_model_path
 from core.providers.registry import load_models, reset_providers
 from core.settings import Settings
-from deployments.cli import _one_photo_settings
 from deployments.prefect_env import PrefectApi
+from deployments.runner import one_photo_settings
 
 
 @pytest.mark.parametrize(("cpus", "threads"), [(1, 1), (2, 2), (16, 4)])
@@ -27,7 +27,7 @@ def test_the_model_uses_the_cores_this_process_may_run_on(
     cpus: int, threads: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(cpus)))
-    settings = _one_photo_settings()
+    settings = one_photo_settings()
     assert settings.segmenter_threads == threads
     assert settings.allow_local_sources
 
@@ -36,7 +36,7 @@ def test_configured_segmenter_threads_win(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)))
     monkeypatch.setenv("PACKSHOT_SEGMENTER_THREADS", "1")
     settings_module.get_settings.cache_clear()
-    assert _one_photo_settings().segmenter_threads == 1
+    assert one_photo_settings().segmenter_threads == 1
 
 
 def test_load_models_loads_the_local_model_and_leaves_a_broken_one_to_the_step(
