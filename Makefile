@@ -15,7 +15,7 @@ setup: $(SETUP_STAMP)
 	# Our own modules' bytecode, as an installed wheel has it: without it every command and
 	# every fresh process compiles them again (about 0.13 s of a `packshot process`). Quick
 	# when nothing changed; a file edited since is compiled again here, or at import.
-	@$(PY) -m compileall -q -j 0 $(PACKAGES)
+	@$(PY) -m compileall -q $(PACKAGES)
 
 $(SETUP_STAMP): pyproject.toml uv.lock
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
