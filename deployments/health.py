@@ -1,7 +1,7 @@
 """Whether a service Packshot starts answers yet: one check, and the wait for the first 200.
 
 Used for the stack's services (``packshot up``), the background Prefect server a command waits
-for, and the running server a stop looks for.
+for, and the Prefect API a stack's shutdown cancels its flow runs through.
 """
 
 from __future__ import annotations
