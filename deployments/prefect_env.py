@@ -32,6 +32,7 @@ __all__ = [
     "PrefectApi",
     "apply_prefect_defaults",
     "auth_string",
+    "health_url",
     "locate_api",
     "locate_api_url",
     "prefect_api",
@@ -77,8 +78,9 @@ def prefect_api(api_url: str, auth: str | None) -> Iterator[None]:
         yield
 
 
-def _healthy(api_url: str, timeout: float = 1.0, client: httpx.Client | None = None) -> bool:
-    return answers_ok(f"{api_url.rstrip('/')}/health", timeout, client)
+def health_url(api_url: str) -> str:
+    """The health endpoint of the Prefect API at ``api_url`` (answers 200 once it serves)."""
+    return f"{api_url.rstrip('/')}/health"
 
 
 @dataclass
@@ -112,7 +114,7 @@ class PrefectApi:
         try:
             # Plain HTTP on loopback: no certificate to verify, so no CA bundle to load (30 ms).
             waited = wait_until_ok(
-                f"{server.api_url}/health",
+                health_url(server.api_url),
                 timeout,
                 alive=server.alive,
                 interval=0.05,
@@ -206,7 +208,7 @@ def locate_api_url(settings: Settings) -> str | None:
     embedded = f"http://127.0.0.1:{settings.prefect_port}/api"
     if local_server.find(settings) is not None:
         return None
-    if not _listening(settings.prefect_port) or not _healthy(embedded, timeout=0.5):
+    if not _listening(settings.prefect_port) or not answers_ok(health_url(embedded), timeout=0.5):
         return None
     if not _accepts(embedded, auth_string(settings)):
         raise ConfigurationError(

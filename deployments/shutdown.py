@@ -21,7 +21,7 @@ import httpx
 
 from deployments import proctree
 from deployments.health import answers_ok
-from deployments.prefect_env import prefect_api
+from deployments.prefect_env import health_url, prefect_api
 
 __all__ = ["STOP_MESSAGE", "end_flow_runs"]
 
@@ -46,7 +46,7 @@ def end_flow_runs(instance: str, api_url: str, auth: str | None, grace_s: float)
     if not runs:
         return []
     log.info("cancelling %d running flow run(s): %s", len(runs), ", ".join(runs))
-    reachable = answers_ok(f"{api_url.rstrip('/')}/health", timeout=2)
+    reachable = answers_ok(health_url(api_url), timeout=2)
     if reachable:
         _propose(api_url, auth, runs, final=False)
     left = proctree.wait_gone(processes, grace_s if reachable else 0)

@@ -31,7 +31,7 @@ from deployments import local_server, proctree, warm_engine
 from deployments.bringup import ROOT, WORK_POOL, bring_up
 from deployments.engine_start import SOCKET_ENV
 from deployments.prefect_auth import ensure_auth_string, server_env
-from deployments.prefect_env import auth_string
+from deployments.prefect_env import auth_string, health_url
 from deployments.prefect_server import server_argv
 from deployments.prefect_tls import unused_tls_ca_file
 from deployments.profile import SERVICES, worker_env
@@ -161,7 +161,7 @@ class Stack:
         env = server_env(s, self.auth, self.ui_url)
         if s.prefect_database_url is not None:
             env["PREFECT_API_DATABASE_CONNECTION_URL"] = s.prefect_database_url.get_secret_value()
-        return Service("prefect", argv, f"{self.api_url}/health", env=env, nice=s.server_nice)
+        return Service("prefect", argv, health_url(self.api_url), env=env, nice=s.server_nice)
 
     def _worker(self, number: int, count: int, limit: int) -> list[Service]:
         """A worker, and the warm engine its flow runs are forked from (Linux)."""
@@ -240,7 +240,7 @@ class Stack:
     def start(self) -> None:
         """Start every service in order; bring the Prefect server up to date first."""
         if not self.own_server:
-            wait_healthy(f"{self.api_url}/health", 120)
+            wait_healthy(health_url(self.api_url), 120)
         elif local_server.stop(self.settings):
             # It holds the port; this server also runs the UI, the services and the workers'
             # deployments, on the same database.
