@@ -7,6 +7,7 @@ done again.
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 
 import pytest
@@ -125,11 +126,20 @@ def test_a_database_restart_mid_run_is_ridden_out(site: Site) -> None:
     assert site.jobs_db is not None and site.prefect_db is not None
     ids = [site.deliver(f"FAULT-DB-{n}", 2300 + n).json()["jobId"] for n in range(2)]
 
+    begun = threading.Event()
+
     def running() -> bool:
-        return site.jobs(ids[:1])[ids[0]].status in STARTED
+        if site.jobs(ids[:1])[ids[0]].status in STARTED:
+            begun.set()
+        return begun.is_set()
 
     # Both databases of the site live on one PostgreSQL server: a restart takes both down.
-    outages = [start_outage(db, 5.0, when=running) for db in (site.jobs_db, site.prefect_db)]
+    # Only the first outage asks the jobs database; the second waits for its answer. Both
+    # asking raced: the first outage could cut the session the second was asking through.
+    outages = [
+        start_outage(site.jobs_db, 5.0, when=running),
+        start_outage(site.prefect_db, 5.0, when=begun.is_set),
+    ]
     records = [o.join(timeout=120) for o in outages]
     assert records[0].terminated > 0  # sessions of the pipeline were cut
     _assert_done(site, ids)
