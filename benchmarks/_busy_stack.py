@@ -21,7 +21,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from deployments.health import wait_until_ok
-from tests.helpers.ports import free_port
+from tests.helpers.ports import free_ports
 
 ROOT = Path(__file__).resolve().parents[1]
 PHOTO = ROOT / "deployments" / "samples" / "sports_car.jpg"
@@ -63,13 +63,13 @@ def busy_stack(secret: str, worker_nice: int) -> Iterator[BusyStack]:
     data = PHOTO.read_bytes()
     home = Path(tempfile.mkdtemp(prefix="bench-stack-"))
     cdn, cdn_url = _cdn(data)
-    port = free_port()
+    port, prefect_port = free_ports(2)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PACKSHOT_", "PREFECT_"))}
     env |= {
         "PACKSHOT_HOME": str(home),
         "PACKSHOT_WEBHOOK_SECRET": secret,
         "PACKSHOT_WEBHOOK_PORT": str(port),
-        "PACKSHOT_PREFECT_PORT": str(free_port()),
+        "PACKSHOT_PREFECT_PORT": str(prefect_port),
         "PACKSHOT_ALLOW_PRIVATE_SOURCES": "true",
         "PACKSHOT_WORKER_NICE": str(worker_nice),
         "PACKSHOT_STOP_GRACE_S": "5",

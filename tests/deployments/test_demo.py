@@ -14,7 +14,7 @@ import pytest
 
 from deployments.demo import samples
 from tests.deployments.test_up import stack_processes
-from tests.helpers.ports import free_port
+from tests.helpers.ports import free_ports
 
 # The whole stack starts and stops: 1-3 minutes on a busy 2-core machine.
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
@@ -23,9 +23,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 def test_demo_processes_one_sample_and_exits(tmp_path: Path) -> None:
     home = tmp_path / "home"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PACKSHOT_", "PREFECT_"))}
-    env |= {
-        f"PACKSHOT_{name}_PORT": str(free_port()) for name in ("PREFECT", "WEBHOOK", "DASHBOARD")
-    }
+    ports = zip(("PREFECT", "WEBHOOK", "DASHBOARD"), free_ports(3), strict=True)
+    env |= {f"PACKSHOT_{name}_PORT": str(port) for name, port in ports}
     env |= {"PACKSHOT_HOME": str(home), "PACKSHOT_MASTER_SIZE": "1200", "COLUMNS": "200"}
     command = [str(Path(sys.executable).with_name("packshot")), "demo", "--exit", "--samples", "1"]
     process = subprocess.Popen(

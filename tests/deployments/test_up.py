@@ -30,7 +30,7 @@ import pytest
 
 from core.signing import SIGNATURE_HEADER, sign
 from tests.helpers.images import jpeg_bytes, varied_product
-from tests.helpers.ports import free_port
+from tests.helpers.ports import free_ports
 
 # Start-up alone takes 1-3 minutes on a busy 2-core machine.
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
@@ -102,7 +102,7 @@ def stack_processes(home: Path) -> dict[int, dict[str, str]]:
 def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
     root = tmp_path_factory.mktemp("packshot-up")
     home = root / "home"
-    ports = {name: free_port() for name in ("PREFECT", "WEBHOOK", "DASHBOARD")}
+    ports = dict(zip(("PREFECT", "WEBHOOK", "DASHBOARD"), free_ports(3), strict=True))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PACKSHOT_", "PREFECT_"))}
     env |= {f"PACKSHOT_{name}_PORT": str(port) for name, port in ports.items()}
     env |= {

@@ -35,7 +35,7 @@ from deployments import proctree
 from deployments.demo import serve_folder
 from deployments.stack import Stack
 from tests.helpers.images import jpeg_bytes, varied_product
-from tests.helpers.ports import free_port
+from tests.helpers.ports import free_ports
 from tests.helpers.postgres import temporary_database
 from tests.helpers.s3_faults import S3FaultProxy
 from webhook.security import sign
@@ -214,12 +214,13 @@ def _until(
 
 
 def _site_env(home: Path, workers: int) -> dict[str, str]:
+    prefect_port, webhook_port = free_ports(2)
     return {
         "PACKSHOT_HOME": str(home),
         "PACKSHOT_PROFILE": "embedded",
         "PACKSHOT_WEBHOOK_SECRET": SECRET,
-        "PACKSHOT_PREFECT_PORT": str(free_port()),
-        "PACKSHOT_WEBHOOK_PORT": str(free_port()),
+        "PACKSHOT_PREFECT_PORT": str(prefect_port),
+        "PACKSHOT_WEBHOOK_PORT": str(webhook_port),
         "PACKSHOT_WORKERS": str(workers),
         "PACKSHOT_WORKER_LIMIT": "2",
         # The CDN stand-in is on loopback.
